@@ -1,0 +1,160 @@
+"""The `edgetl` command: a thin Typer layer over plain functions. User mistakes (EdgetlError) print one
+clear message and exit 2; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgetl.errors import EdgetlError
+
+app = typer.Typer(
+    name="edgetl",
+    help="Fine-tune, prune, distill, quantize, export and benchmark models for edge devices, from one recipe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file, e.g. recipes/quickstart-vision.yaml.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe field: --set stages.0.epochs=2 (repeatable).", show_default=False),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except EdgetlError as exc:
+        _err_console().print(f"[bold red]error:[/] {exc.render()}", markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _err_console().print("interrupted; finished stages are kept and will be reused on the next run")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def compress(
+    recipe: RecipeArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/<recipe name>).")] = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run every stage of RECIPE; finished stages are reused, changed ones rerun with what follows."""
+    from edgetl.log import setup_logging
+
+    setup_logging(verbose)
+
+    def go():
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from edgetl.pipeline.runner import compress as run_compress
+        from edgetl.recipe.load import load_recipe
+
+        r = load_recipe(recipe, set_ or [])
+        out_dir = out or Path("runs") / r.name
+        if quiet:
+            report = run_compress(r, out_dir, recipe_file=str(recipe))
+        else:
+            columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TimeElapsedColumn())
+            with Progress(*columns, transient=True) as progress:
+                report = run_compress(r, out_dir, recipe_file=str(recipe), progress=progress)
+        print_summary(report, out_dir)
+        if report.get("targets_passed") is False:
+            _err_console().print("[bold red]one or more targets failed[/] (see report.md)")
+
+    run_guarded(go)
+
+
+def print_summary(report: dict[str, Any], out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report['name']}  (baseline: {report['baseline']}, final: {report['final']})")
+    for col in ("artifact", "format", "precision", "size MB", "accuracy", "p50 ms", "p90 ms", "speed-up"):
+        table.add_column(col, justify="left" if col in ("artifact", "format", "precision") else "right")
+    for a in report["artifacts"]:
+        lat = a.get("latency_ms") or {}
+        table.add_row(
+            a["name"], a["format"], a["precision"], f"{a['size_bytes'] / 1e6:.2f}",
+            "-" if a.get("accuracy") is None else f"{a['accuracy']:.4f}",
+            "-" if not lat else f"{lat['p50']:.3f}", "-" if not lat else f"{lat['p90']:.3f}",
+            "-" if a.get("speedup_vs_baseline") is None else f"{a['speedup_vs_baseline']:.2f}x",
+        )
+    console = Console()
+    console.print(table)
+    for t in report.get("targets") or []:
+        status = "n/a" if t["passed"] is None else ("pass" if t["passed"] else "FAIL")
+        console.print(f"target {t['target']} <= {t['limit']}: {status} (value {t['value']})" if "max" in t["target"]
+                      else f"target {t['target']} >= {t['limit']}: {status} (value {t['value']})")
+    console.print(f"report: {out_dir / 'report.md'}  |  {out_dir / 'report.json'}  |  manifest: {out_dir / 'manifest.json'}")
+
+
+@app.command()
+def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Check RECIPE without training: schema, stage order, files, installed extras and assets."""
+
+    def go():
+        from edgetl.pipeline.runner import validate as check
+        from edgetl.recipe.load import load_recipe
+
+        r = load_recipe(recipe, set_ or [])
+        check(r, str(recipe))
+        typer.echo(f"{recipe}: ok ({len(r.stages)} stages: {' -> '.join(s.type for s in r.stages)})")
+
+    run_guarded(go)
+
+
+@app.command()
+def schema(out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None) -> None:
+    """Print the recipe's JSON schema (every field with its description)."""
+
+    def go():
+        from edgetl.recipe.load import recipe_json_schema
+
+        text = json.dumps(recipe_json_schema(), indent=2)
+        if out:
+            out.write_text(text + "\n")
+            typer.echo(f"wrote {out}")
+        else:
+            typer.echo(text)
+
+    run_guarded(go)
+
+
+@app.command()
+def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test models.")] = False) -> None:
+    """List the named models a recipe can use as `model.source`."""
+    import importlib.util
+
+    from edgetl.models.zoo import ZOO
+
+    for entry in ZOO.values():
+        if entry.testing and not all_:
+            continue
+        installed = importlib.util.find_spec(entry.module) is not None
+        typer.echo(f"{entry.name:20s} {entry.task:6s} {'installed' if installed else 'MISSING  '}  {entry.description}")
+    typer.echo("also: hf:<hub id or folder> (Hugging Face image/sequence classification), or a saved model folder")
+
+
+def main() -> None:
+    app(prog_name="edgetl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""One error hierarchy. Anything a user can cause raises a subclass of EdgetlError; the CLI prints its
+message (what was received, what was expected, how to fix it) and exits with code 2, no traceback."""
+
+from __future__ import annotations
+
+
+class EdgetlError(Exception):
+    """Base class of every error edgetl raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None):
+        self.problems = list(problems or [])
+        self.hint = hint
+        super().__init__(message)
+
+    def render(self) -> str:
+        lines = [str(self)]
+        lines += [f"  - {p}" for p in self.problems]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class RecipeError(EdgetlError):
+    """The recipe file or an override is wrong (schema, stage order, paths)."""
+
+
+class DataError(EdgetlError):
+    """A dataset is missing, malformed, or does not match the model."""
+
+
+class ModelError(EdgetlError):
+    """A model cannot be found, loaded or adapted."""
+
+
+class StageError(EdgetlError):
+    """A stage failed on valid input (a budget that cannot be met, a failed check)."""
+
+
+class ExportError(StageError):
+    """ONNX export failed or the exported model disagrees with the source model."""
+
+
+class BackendUnavailableError(EdgetlError):
+    """A runtime or library the recipe needs is not installed on this machine."""
+
+
+class BenchmarkError(StageError):
+    """A benchmark could not run or produced unusable numbers."""

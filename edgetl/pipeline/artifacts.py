@@ -1,0 +1,81 @@
+"""Artifacts: the files a stage produces (a PyTorch model folder, an ONNX model), with lineage and hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Artifact:
+    name: str
+    stage: str  # stage id, e.g. "00-finetune"
+    format: str  # "pytorch" | "onnx"
+    precision: str  # "fp32" | "int8" | ...
+    path: str  # relative to the run directory: a folder (pytorch) or a .onnx file
+    parent: str | None = None  # the artifact it was made from
+    sha256: str = ""
+    size_bytes: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers (accuracy, ...)
+    info: dict[str, Any] = field(default_factory=dict)  # facts (params, opset, layout, method, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artifact:
+        return cls(**data)
+
+    def resolve(self, run_dir: Path) -> Path:
+        return run_dir / self.path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def files_of(path: Path) -> list[Path]:
+    """The files that make up an artifact: a file (plus ONNX external data next to it) or a folder's files."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    extra = [path.with_name(path.name + ".data")] if path.with_name(path.name + ".data").exists() else []
+    return [path, *extra]
+
+
+def digest_and_size(path: Path) -> tuple[str, int]:
+    """sha256 of a file, or of a folder (hash over relative names and file hashes), and its total size."""
+    files = files_of(path)
+    if not path.is_dir() and len(files) == 1:
+        return sha256_file(path), path.stat().st_size
+    h = hashlib.sha256()
+    root = path if path.is_dir() else path.parent
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(sha256_file(p).encode())
+    return h.hexdigest(), sum(p.stat().st_size for p in files)
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so a reader never sees half a file, and a crash leaves the old file in place."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)

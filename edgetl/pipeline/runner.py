@@ -1,0 +1,162 @@
+"""Check the whole recipe, then run its stages in order, reusing finished ones.
+
+Each stage writes into `RUN/stages/<NN>-<type>-<key>/`, where key hashes (stage type + config + the key of
+what came before, rooted in model + data + seed). The folder is built under a temporary name and renamed
+when complete, so a killed run resumes at the first unfinished stage and a changed stage reruns itself and
+everything after it, nothing before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import EdgetlError, RecipeError, StageError
+from edgetl.pipeline.artifacts import Artifact, replace_dir, stable_hash, write_json_atomic
+from edgetl.recipe.load import recipe_to_dict
+from edgetl.recipe.schema import RecipeBase
+from edgetl.registry import STAGES
+from edgetl.stages.base import PlanState, Stage, StageContext
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1  # bump when stage outputs change meaning, so old caches are not reused
+
+
+@dataclass
+class StageRecord:
+    index: int
+    type: str
+    id: str
+    key: str
+    dir: str
+    status: str  # "ran" | "reused"
+    seconds: float
+    artifacts: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def build_stages(recipe: RecipeBase) -> list[Stage]:
+    return [STAGES.get(cfg.type).load()(cfg, i) for i, cfg in enumerate(recipe.stages)]
+
+
+def check_recipe(recipe: RecipeBase) -> list[str]:
+    """Everything that can be checked before training: data and model present, extras installed,
+    stage order (each stage finds the artifact it needs), artifact names unique."""
+    from edgetl.data.datasets import TASKS, data_problems
+    from edgetl.models.zoo import model_problems
+
+    task = TASKS[recipe.data.name]
+    problems = data_problems(recipe.data) + model_problems(recipe.model, task)
+    plan = PlanState(task=task)
+    names: dict[str, int] = {}
+    for stage in build_stages(recipe):
+        entry = STAGES.get(stage.type)
+        missing = entry.missing()
+        if missing:
+            problems.append(f"{stage.field('type')}: {stage.type} needs {', '.join(missing)}: {entry.install_hint()}")
+        problems += stage.problems(plan, recipe)
+        name = stage.artifact_name
+        if name in names:
+            problems.append(f"{stage.field('name')}: artifact name {name!r} is already used by stages.{names[name]}; "
+                            "give one of them a distinct `name:`")
+        names[name] = stage.index
+    return problems
+
+
+def validate(recipe: RecipeBase, source: str = "recipe") -> None:
+    problems = check_recipe(recipe)
+    if problems:
+        raise RecipeError(f"{source} has {len(problems)} problem(s)", problems=problems,
+                          hint="fix the fields above and run `edgetl validate` again")
+
+
+def root_key(recipe: RecipeBase) -> str:
+    return stable_hash({"v": CACHE_VERSION, "model": recipe.model.model_dump(mode="json"),
+                        "data": recipe.data.model_dump(mode="json"), "seed": recipe.seed})
+
+
+def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = None, progress=None) -> dict[str, Any]:
+    """Run a recipe into out_dir; returns the report (also written as report.json / report.md)."""
+    from edgetl.report.build import write_reports
+
+    validate(recipe, recipe_file or "recipe")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages_dir = out_dir / "stages"
+    stages_dir.mkdir(exist_ok=True)
+    data_loader = functools.cache(lambda: _load_data(recipe))
+    source_loader = functools.cache(lambda: _load_source(recipe, data_loader))
+    artifacts: dict[str, Artifact] = {}
+    records: list[StageRecord] = []
+    key = root_key(recipe)
+    started = time.perf_counter()
+    for stage in build_stages(recipe):
+        key = stable_hash({"prev": key, "type": stage.type, "config": stage.config.model_dump(mode="json")})
+        stage_id = f"{stage.index:02d}-{stage.type}"
+        dirname = f"{stage_id}-{key[:12]}"
+        final = stages_dir / dirname
+        result_file = final / "result.json"
+        if result_file.exists():
+            result = _read_result(result_file)
+            status = "reused"
+            log.info("stage %d %s: reusing %s", stage.index, stage.type, final.relative_to(out_dir))
+        else:
+            work = stages_dir / f".tmp-{dirname}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            ctx = StageContext(recipe=recipe, run_dir=out_dir, stage_id=stage_id, work_dir=work,
+                               final_rel=f"stages/{dirname}", artifacts=dict(artifacts),
+                               data_loader=data_loader, source_loader=source_loader, progress=progress)
+            t0 = time.perf_counter()
+            try:
+                produced = stage.run(ctx)
+            except EdgetlError:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            except Exception as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                raise StageError(f"stage {stage.index} ({stage.type}) failed: {type(exc).__name__}: {exc}") from exc
+            result = {
+                "index": stage.index, "type": stage.type, "id": stage_id, "key": key,
+                "config": stage.config.model_dump(mode="json"),
+                "artifacts": [a.to_dict() for a in produced],
+                "metrics": ctx.metrics, "seconds": round(time.perf_counter() - t0, 3),
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+            write_json_atomic(work / "result.json", result)
+            replace_dir(work, final)
+            status = "ran"
+        for art in result["artifacts"]:
+            artifacts[art["name"]] = Artifact.from_dict(art)
+        records.append(StageRecord(stage.index, stage.type, stage_id, key, f"stages/{dirname}", status,
+                                   result["seconds"], [a["name"] for a in result["artifacts"]], result["metrics"]))
+    total = time.perf_counter() - started
+    return write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file, total_seconds=total)
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def _load_data(recipe: RecipeBase):
+    from edgetl.data.datasets import load_data
+
+    return load_data(recipe.data)
+
+
+def _load_source(recipe: RecipeBase, data_loader):
+    from edgetl.models.zoo import load_source
+
+    data = data_loader()
+    return load_source(recipe.model, data.task, data.label_names)
+
+
+def resolved_recipe(recipe: RecipeBase) -> dict[str, Any]:
+    return recipe_to_dict(recipe)

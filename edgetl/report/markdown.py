@@ -1,0 +1,80 @@
+"""Human-readable report: a Markdown table per run and an accuracy-vs-latency PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(v: Any, spec: str = ".4f", none: str = "-") -> str:
+    if v is None:
+        return none
+    return format(v, spec)
+
+
+def render_markdown(report: dict[str, Any], manifest: dict[str, Any]) -> str:
+    env = manifest["environment"]
+    lines = [f"# edgetl report: {report['name']}", ""]
+    lines.append(f"Created {report['created']} on {env['cpu']} ({env['cpu_count']} cores; flags {', '.join(env['cpu_flags']) or 'n/a'}), "
+                 f"{env['os']}, Python {env['python']}, onnxruntime {env['libraries'].get('onnxruntime', '-')}, "
+                 f"torch {env['libraries'].get('torch', '-')}.")
+    lines.append("")
+    lines.append(f"Baseline: **{report['baseline']}**. Final: **{report['final']}**.")
+    lines.append("")
+    lines.append("| artifact | format | precision | size (MB) | params | accuracy | p50 ms | p90 ms | p99 ms | CoV | speed-up | size ratio |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for a in report["artifacts"]:
+        lat = a.get("latency_ms") or {}
+        lines.append(
+            f"| {a['name']} | {a['format']} | {a['precision']}{' (' + a['layout'] + ')' if a.get('layout') else ''} | "
+            f"{a['size_bytes'] / 1e6:.2f} | {_fmt(a.get('params'), ',')} | {_fmt(a.get('accuracy'))} | "
+            f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('p90'), '.3f')} | {_fmt(lat.get('p99'), '.3f')} | "
+            f"{_fmt(lat.get('cov'), '.1%')} | {_fmt(a.get('speedup_vs_baseline'), '.2f')}{'x' if a.get('speedup_vs_baseline') else ''} | "
+            f"{_fmt(a.get('size_ratio_vs_baseline'), '.2f')} |"
+        )
+    measured = [a for a in report["artifacts"] if a.get("latency_ms")]
+    if measured:
+        a = measured[0]
+        lines += ["", f"Latency: {a.get('latency_backend')}, batch {a.get('batch_size')}, {a.get('threads')} threads, "
+                      f"interleaved timing, n={a['latency_ms']['n']} per artifact. Accuracy: each file run on the eval split."]
+    noisy = [a["name"] for a in measured if a["latency_ms"].get("noisy")]
+    if noisy:
+        lines.append(f"**Noisy timings** (CoV above 10 %): {', '.join(noisy)}; compare ratios, not absolute times.")
+    if report["targets"]:
+        lines += ["", "## Targets", "", "| target | limit | value | result |", "|---|---|---|---|"]
+        for t in report["targets"]:
+            result = "n/a (not measured)" if t["passed"] is None else ("pass" if t["passed"] else "**FAIL**")
+            lines.append(f"| {t['target']} | {t['limit']} | {_fmt(t['value'])} | {result} |")
+    lines += ["", "## Stages", "", "| # | stage | status | seconds |", "|---|---|---|---|"]
+    for s in report["stages"]:
+        lines.append(f"| {s['index']} | {s['type']} | {s['status']} | {s['seconds']:.1f} |")
+    if report.get("plot"):
+        lines += ["", f"![accuracy vs latency]({report['plot']})"]
+    return "\n".join(lines) + "\n"
+
+
+def render_plot(report: dict[str, Any], path: Path) -> Path | None:
+    points = [a for a in report["artifacts"] if a.get("latency_ms") and a.get("accuracy") is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for a in points:
+        marker = "o" if a["precision"] == "fp32" else "s"
+        ax.scatter(a["latency_ms"]["p50"], a["accuracy"], marker=marker, s=60)
+        ax.annotate(f"{a['name']} ({a['precision']})", (a["latency_ms"]["p50"], a["accuracy"]),
+                    textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("p50 latency (ms, batch 1)")
+    ax.set_ylabel("accuracy (eval split)")
+    ax.set_title(f"{report['name']}: accuracy vs latency")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(".tmp-" + path.name)
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Light runtime for deployed bundles: numpy + onnxruntime (or tensorrt), never torch."""

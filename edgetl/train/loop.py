@@ -1,0 +1,191 @@
+"""The one training loop every training stage shares (fine-tuning, pruning recovery, distillation, QAT).
+
+Losses are pluggable: the task loss (cross-entropy with label smoothing) plus any number of extra terms
+(knowledge distillation, EWC, ...) that see the batch and the model's logits.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgetl.data.datasets import Split, iter_batches
+from edgetl.models.base import EdgeModel, to_torch
+
+log = logging.getLogger(__name__)
+
+# An extra loss term: (inputs, labels, logits) -> scalar tensor
+LossTerm = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainSettings:
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    schedule: str = "cosine"  # cosine | linear | constant
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 1.0
+    grad_accum: int = 1
+    early_stopping: int | None = None  # epochs without improvement before stopping
+    eval_batch_size: int = 128
+    max_steps: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    best_accuracy: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def predict_logits(model: EdgeModel, inputs: Any, batch_size: int = 128) -> np.ndarray:
+    module = model.module
+    was_training = module.training
+    module.eval()
+    encode = model.encoder()
+    outs = []
+    n = len(inputs)
+    for start in range(0, n, batch_size):
+        chunk = inputs[start : start + batch_size]
+        outs.append(module(**to_torch(encode(chunk))).float().numpy())
+    module.train(was_training)
+    return np.concatenate(outs) if outs else np.zeros((0, model.num_labels), dtype=np.float32)
+
+
+def evaluate(model: EdgeModel, split: Split, batch_size: int = 128) -> float:
+    logits = predict_logits(model, split.inputs, batch_size)
+    return float((logits.argmax(-1) == split.labels).mean()) if len(split) else float("nan")
+
+
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        progress = min(max(progress, 0.0), 1.0)
+        if schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+class Trainer:
+    def __init__(self, model: EdgeModel, train: Split, eval_split: Split, settings: TrainSettings, *,
+                 param_groups: list[dict[str, Any]] | None = None, extra_losses: Iterable[LossTerm] = (),
+                 augment: Callable[[Any, np.random.Generator], Any] | None = None,
+                 on_epoch_start: Callable[[int], None] | None = None,
+                 train_mode: Callable[[nn.Module], None] | None = None, progress=None, description: str = "train"):
+        self.model = model
+        self.train_split = train
+        self.eval_split = eval_split
+        self.s = settings
+        self.param_groups = param_groups
+        self.extra_losses = list(extra_losses)
+        self.augment = augment
+        self.on_epoch_start = on_epoch_start
+        self.train_mode = train_mode or (lambda m: m.train())
+        self.progress = progress
+        self.description = description
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        groups = self.param_groups
+        if groups is None:
+            params = [p for p in self.model.module.parameters() if p.requires_grad]
+            groups = [{"params": params}]
+        return torch.optim.AdamW(groups, lr=self.s.lr, weight_decay=self.s.weight_decay)
+
+    def fit(self) -> TrainResult:
+        s = self.s
+        seed_everything(s.seed)
+        module = self.model.module
+        encode = self.model.encoder()
+        n = len(self.train_split)
+        steps_per_epoch = max(1, math.ceil(n / s.batch_size / s.grad_accum))
+        epochs = max(1, math.ceil(s.epochs))
+        total = int(math.ceil(steps_per_epoch * s.epochs))
+        if s.max_steps:
+            total = min(total, s.max_steps)
+        opt = self._optimizer()
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(s.schedule, int(total * s.warmup_ratio), total))
+        ce = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+        rng = np.random.default_rng(s.seed)
+        best_acc, best_epoch, best_state = -1.0, -1, None
+        history: list[dict[str, float]] = []
+        step, stale = 0, 0
+        start = time.perf_counter()
+        task = self.progress.add_task(self.description, total=total) if self.progress else None
+        for epoch in range(epochs):
+            if step >= total:
+                break
+            if self.on_epoch_start:
+                self.on_epoch_start(epoch)
+            self.train_mode(module)
+            running, count = 0.0, 0
+            opt.zero_grad(set_to_none=True)
+            for micro, (raw, labels) in enumerate(iter_batches(self.train_split, s.batch_size, shuffle=True, seed=s.seed + epoch)):
+                if self.augment is not None:
+                    raw = self.augment(raw, rng)
+                inputs = to_torch(encode(raw))
+                y = torch.from_numpy(labels)
+                logits = module(**inputs)
+                loss = ce(logits, y)
+                for term in self.extra_losses:
+                    loss = loss + term(inputs, y, logits)
+                (loss / s.grad_accum).backward()
+                running += float(loss.detach()) * len(y)
+                count += len(y)
+                if (micro + 1) % s.grad_accum == 0:
+                    if s.grad_clip:
+                        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], s.grad_clip)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                    step += 1
+                    if task is not None:
+                        self.progress.update(task, advance=1, description=f"{self.description} e{epoch + 1} loss {running / max(count, 1):.3f}")
+                    if step >= total:
+                        break
+            acc = evaluate(self.model, self.eval_split, s.eval_batch_size)
+            history.append({"epoch": epoch + 1, "train_loss": running / max(count, 1), "eval_accuracy": acc})
+            log.info("%s epoch %d: loss %.4f, eval accuracy %.4f", self.description, epoch + 1, running / max(count, 1), acc)
+            if acc > best_acc:
+                best_acc, best_epoch, stale = acc, epoch + 1, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                stale += 1
+                if s.early_stopping and stale >= s.early_stopping:
+                    log.info("early stopping after epoch %d (best %d)", epoch + 1, best_epoch)
+                    break
+        if task is not None:
+            self.progress.remove_task(task)
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        module.eval()
+        return TrainResult(best_acc, best_epoch, history, round(time.perf_counter() - start, 3), step)
