@@ -152,6 +152,22 @@ def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test mode
     typer.echo("also: hf:<hub id or folder> (Hugging Face image/sequence classification), or a saved model folder")
 
 
+# Commands defined in edgetl/commands/*.py: (command name, "module:function"). One line each.
+COMMANDS: list[tuple[str, str]] = [
+]
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name, target in COMMANDS:
+        module_name, _, attr = target.partition(":")
+        app.command(name=name)(getattr(importlib.import_module(module_name), attr))
+
+
+_register_commands()
+
+
 def main() -> None:
     app(prog_name="edgetl")
 
