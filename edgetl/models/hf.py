@@ -43,6 +43,15 @@ class HFImageClassifier(nn.Module):
         return self.hf(pixel_values=pixel_values).logits
 
 
+def _quiet_transformers() -> None:
+    """transformers prints load reports and progress bars; edgetl logs what matters itself."""
+    from transformers.utils import logging as hf_logging
+
+    if not log.isEnabledFor(logging.DEBUG):
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def _auto_class(task: str):
     from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
@@ -66,6 +75,8 @@ def load_hf(ref: str, task: str, label_names: list[str], *, revision: str | None
             max_length: int | None = None, input_size: int | None = None) -> tuple[nn.Module, Preprocessing, dict[str, Path], dict]:
     """Returns (wrapped module, preprocessing, carried files, builder)."""
     from transformers import AutoConfig
+
+    _quiet_transformers()
 
     is_local = Path(ref).exists()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}

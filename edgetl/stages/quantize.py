@@ -87,13 +87,24 @@ def layout_options(cfg: QuantizeConfig, task: str) -> dict[str, Any]:
 def preprocess_for_quantization(src: Path, dst: Path) -> None:
     """ONNX Runtime's pre-processing (shape inference + graph optimisation); symbolic shape inference
     fails on some exported transformers, so retry without it before giving up."""
+    import os
+    import tempfile
+
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    # On incomplete symbolic inference ONNX Runtime dumps sym_shape_infer_temp.onnx (+ data) into the
+    # current directory; run it from a scratch folder so nothing lands in the user's working directory.
+    cwd = os.getcwd()
+    scratch = tempfile.mkdtemp(prefix="edgetl-quant-")
+    os.chdir(scratch)
     try:
         quant_pre_process(str(src), str(dst))
     except Exception as exc:  # noqa: BLE001 - retried below with the documented workaround
         log.info("quant_pre_process with symbolic shapes failed (%s); retrying without", type(exc).__name__)
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class QuantizeStage(Stage):
