@@ -39,7 +39,9 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except EdgetlError as exc:
-        _err_console().print(f"[bold red]error:[/] {exc.render()}", markup=True, soft_wrap=True)
+        from rich.markup import escape  # messages hold brackets ('edgetl[trt]') that are not markup
+
+        _err_console().print(f"[bold red]error:[/] {escape(exc.render())}", markup=True, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         _err_console().print("interrupted; finished stages are kept and will be reused on the next run")
@@ -154,6 +156,10 @@ def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test mode
 
 # Commands defined in edgetl/commands/*.py: (command name, "module:function"). One line each.
 COMMANDS: list[tuple[str, str]] = [
+    ("bundle", "edgetl.commands.bundle:bundle"),
+    ("build-engine", "edgetl.commands.build_engine:build_engine"),
+    ("bench", "edgetl.commands.bench:bench"), ("bench-suite", "edgetl.commands.bench:bench_suite"),
+    ("check-qdq", "edgetl.commands.check_qdq:check_qdq"),
 ]
 
 

@@ -76,6 +76,12 @@ for _entry in (
     Entry("export", "edgetl.stages.export:ExportStage", ("torch", "onnx")),
     Entry("quantize", "edgetl.stages.quantize:QuantizeStage", ("onnx", "onnxruntime")),
     Entry("benchmark", "edgetl.stages.benchmark:BenchmarkStage", ("onnxruntime",)),
+    Entry("prune", "edgetl.stages.prune:PruneStage", ("torch", "torch_pruning", "onnx", "onnxruntime"), "prune"),
+    Entry("distill", "edgetl.stages.distill:DistillStage", ("torch",)),
+    Entry("bundle", "edgetl.stages.bundle:BundleStage", ("onnx",)),
+    Entry("build_engine", "edgetl.stages.build_engine:BuildEngineStage", ("tensorrt", "cuda"), "trt",
+          "TensorRT + an NVIDIA GPU: pip install 'edgetl[trt]' on a desktop; on a Jetson use JetPack 6's TensorRT "
+          "and pip install 'edgetl[jetson]' (see Dockerfile.jetson)"),
 ):
     STAGES.register(_entry)
 
@@ -83,5 +89,11 @@ BACKENDS = Registry("backend")
 for _entry in (
     Entry("ort-cpu", "edgetl.backends.onnxruntime:OrtCpuBackend", ("onnxruntime",)),
     Entry("torch", "edgetl.backends.torch_eager:TorchBackend", ("torch",)),
+    Entry("ort-cuda", "edgetl.backends.onnxruntime:OrtCudaBackend", ("onnxruntime",), "gpu"),
+    Entry("ort-trt", "edgetl.backends.onnxruntime:OrtTrtBackend", ("onnxruntime",), "gpu"),
+    Entry("tensorrt", "edgetl.backends.tensorrt:TensorRTBackend", ("tensorrt", "cuda"), "trt",
+          "pip install 'edgetl[trt]' on a machine with an NVIDIA GPU; on a Jetson, JetPack 6's TensorRT + 'edgetl[jetson]'"),
+    Entry("tensorrt-graph", "edgetl.backends.tensorrt:TensorRTGraphBackend", ("tensorrt", "cuda"), "trt",
+          "pip install 'edgetl[trt]' on a machine with an NVIDIA GPU; on a Jetson, JetPack 6's TensorRT + 'edgetl[jetson]'"),
 ):
     BACKENDS.register(_entry)

@@ -62,6 +62,30 @@ def jetson_info() -> dict[str, Any]:
     model = Path("/proc/device-tree/model")
     if model.exists():
         out["board"] = model.read_text().strip("\x00\n ")
+    out.update(jetson_power_mode())
+    return out
+
+
+def jetson_power_mode() -> dict[str, Any]:
+    """Power mode by *name* (`nvpmodel -q`; ids differ across JetPack versions), and whether clocks are pinned."""
+    import shutil
+    import subprocess
+
+    out: dict[str, Any] = {}
+    if shutil.which("nvpmodel"):
+        try:
+            text = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+            for line in text.splitlines():
+                if "Power Mode" in line:
+                    out["power_mode"] = line.split(":", 1)[1].strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if shutil.which("jetson_clocks"):
+        try:
+            text = subprocess.run(["jetson_clocks", "--show"], capture_output=True, text=True, timeout=5).stdout
+            out["jetson_clocks_show"] = [ln.strip() for ln in text.splitlines() if ln.strip()][:12]
+        except (OSError, subprocess.SubprocessError):
+            pass
     return out
 
 
@@ -91,5 +115,19 @@ def device_fingerprint(threads: int | None = None, backend: str = "ort-cpu") -> 
         "cpu": env["cpu"], "flags": env["cpu_flags"], "machine": env["machine"], "os": env["os"],
         "runtime": env["libraries"].get("onnxruntime") or env["libraries"].get("onnxruntime-gpu"),
         "threads": threads, "backend": backend,
+    }
+    return stable_hash(key)[:16]
+
+
+def machine_fingerprint() -> str:
+    """The device alone (CPU, ISA flags, OS, Jetson release and power mode, runtime versions), without the
+    per-measurement settings (threads, backend) that `device_fingerprint` adds. History rows are compared
+    only within one machine fingerprint."""
+    env = environment()
+    libs = env["libraries"]
+    key = {
+        "cpu": env["cpu"], "flags": env["cpu_flags"], "machine": env["machine"], "os": env["os"],
+        "cpu_count": env["cpu_count"], "jetson": {k: v for k, v in env.get("jetson", {}).items() if k != "jetson_clocks_show"},
+        "runtimes": {k: libs.get(k) for k in ("onnxruntime", "onnxruntime-gpu", "torch", "tensorrt")},
     }
     return stable_hash(key)[:16]

@@ -54,27 +54,49 @@ def warm_up(fn: Callable[[], object], min_seconds: float = 0.2, min_iters: int =
 
 def time_interleaved(fns: dict[str, Callable[[], object]], *, iterations: int = 200, min_seconds: float = 0.0,
                      chunk: int = 20, warmup_seconds: float = 0.2, seed: int = 0,
-                     on_round: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-    """Per-iteration wall times in ms for each function, measured in interleaved chunks."""
-    for fn in fns.values():
-        warm_up(fn, min_seconds=warmup_seconds)
+                     on_round: Callable[[int], None] | None = None,
+                     warmup_counts: dict[str, int] | None = None,
+                     cpu_samples: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Per-iteration wall times in ms for each function, measured in interleaved chunks. When given,
+    `warmup_counts` receives the number of warm-up iterations each function needed, and `cpu_samples` the
+    process CPU time of each iteration in ms (all threads; on a machine shared with other work it stays near
+    the true compute time while wall time grows with preemption)."""
+    for name, fn in fns.items():
+        n = warm_up(fn, min_seconds=warmup_seconds)
+        if warmup_counts is not None:
+            warmup_counts[name] = n
     samples: dict[str, list[float]] = {name: [] for name in fns}
     spent = {name: 0.0 for name in fns}
     order = list(fns)
     rng = random.Random(seed)
     clock = time.perf_counter_ns
+    cpu_clock = time.process_time_ns
+    if cpu_samples is not None:
+        for name in fns:
+            cpu_samples[name] = []
     rounds = 0
     while any(len(samples[n]) < iterations or spent[n] < min_seconds for n in order):
         rng.shuffle(order)
         for name in order:
             fn = fns[name]
             bucket = samples[name]
-            for _ in range(chunk):
-                t0 = clock()
-                fn()
-                dt = (clock() - t0) / 1e6
-                bucket.append(dt)
-                spent[name] += dt / 1e3
+            if cpu_samples is None:
+                for _ in range(chunk):
+                    t0 = clock()
+                    fn()
+                    dt = (clock() - t0) / 1e6
+                    bucket.append(dt)
+                    spent[name] += dt / 1e3
+            else:
+                cpu_bucket = cpu_samples[name]
+                for _ in range(chunk):
+                    c0 = cpu_clock()
+                    t0 = clock()
+                    fn()
+                    dt = (clock() - t0) / 1e6
+                    cpu_bucket.append((cpu_clock() - c0) / 1e6)
+                    bucket.append(dt)
+                    spent[name] += dt / 1e3
         rounds += 1
         if on_round:
             on_round(rounds)

@@ -86,6 +86,8 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
     from edgetl.report.build import write_reports
 
     validate(recipe, recipe_file or "recipe")
+    out_dir = Path(out_dir).resolve()
+    rank, world = _distributed()  # under torchrun: rank 0 alone writes; training stages run on every rank
     out_dir.mkdir(parents=True, exist_ok=True)
     stages_dir = out_dir / "stages"
     stages_dir.mkdir(exist_ok=True)
@@ -101,10 +103,18 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
         dirname = f"{stage_id}-{key[:12]}"
         final = stages_dir / dirname
         result_file = final / "result.json"
-        if result_file.exists():
+        exists = result_file.exists()
+        if world > 1:
+            from edgetl.finetune.distributed import barrier
+
+            barrier()  # every rank has looked before rank 0 can write this stage
+        if exists:
             result = _read_result(result_file)
             status = "reused"
             log.info("stage %d %s: reusing %s", stage.index, stage.type, final.relative_to(out_dir))
+        elif rank != 0:
+            result, status = _follow_rank0(stage, recipe, out_dir, stage_id, dirname, artifacts, data_loader,
+                                           source_loader), "ran"
         else:
             work = stages_dir / f".tmp-{dirname}"
             shutil.rmtree(work, ignore_errors=True)
@@ -131,12 +141,54 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
             write_json_atomic(work / "result.json", result)
             replace_dir(work, final)
             status = "ran"
+            if world > 1:
+                from edgetl.finetune.distributed import barrier
+
+                barrier()
         for art in result["artifacts"]:
             artifacts[art["name"]] = Artifact.from_dict(art)
         records.append(StageRecord(stage.index, stage.type, stage_id, key, f"stages/{dirname}", status,
                                    result["seconds"], [a["name"] for a in result["artifacts"]], result["metrics"]))
     total = time.perf_counter() - started
+    if world > 1:  # rank 0 writes the reports; the others return what it wrote
+        from edgetl.finetune.distributed import barrier
+
+        report = write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file,
+                               total_seconds=total) if rank == 0 else None
+        barrier()
+        return report if report is not None else _read_result(out_dir / "report.json")
     return write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file, total_seconds=total)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins torchrun's process group when WORLD_SIZE > 1."""
+    from edgetl.finetune.distributed import env_world_size, maybe_init, rank_and_world
+
+    if env_world_size() <= 1:
+        return 0, 1
+    maybe_init()
+    return rank_and_world()
+
+
+def _follow_rank0(stage: Stage, recipe: RecipeBase, out_dir: Path, stage_id: str, dirname: str,
+                  artifacts: dict[str, Artifact], data_loader, source_loader) -> dict[str, Any]:
+    """A rank other than 0: run the stage's training in a scratch folder when it trains on every rank
+    (`Stage.distributed`), then wait for rank 0 and use what rank 0 wrote."""
+    import tempfile
+
+    from edgetl.finetune.distributed import barrier
+
+    if getattr(stage, "distributed", False):
+        scratch = Path(tempfile.mkdtemp(prefix=f"edgetl-rank-{stage_id}-"))
+        try:
+            ctx = StageContext(recipe=recipe, run_dir=out_dir, stage_id=stage_id, work_dir=scratch,
+                               final_rel=f"stages/{dirname}", artifacts=dict(artifacts),
+                               data_loader=data_loader, source_loader=source_loader, progress=None)
+            stage.run(ctx)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    barrier()
+    return _read_result(out_dir / "stages" / dirname / "result.json")
 
 
 def _read_result(path: Path) -> dict[str, Any]:

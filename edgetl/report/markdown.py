@@ -45,9 +45,13 @@ def render_markdown(report: dict[str, Any], manifest: dict[str, Any]) -> str:
         for t in report["targets"]:
             result = "n/a (not measured)" if t["passed"] is None else ("pass" if t["passed"] else "**FAIL**")
             lines.append(f"| {t['target']} | {t['limit']} | {_fmt(t['value'])} | {result} |")
+    lines += _compression_lines(report)
     lines += ["", "## Stages", "", "| # | stage | status | seconds |", "|---|---|---|---|"]
     for s in report["stages"]:
         lines.append(f"| {s['index']} | {s['type']} | {s['status']} | {s['seconds']:.1f} |")
+    from edgetl.quant.report import quant_sections  # QAT parity / sensitivity / fallback tables (additive)
+
+    lines += quant_sections(report)
     if report.get("plot"):
         lines += ["", f"![accuracy vs latency]({report['plot']})"]
     return "\n".join(lines) + "\n"
@@ -78,3 +82,29 @@ def render_plot(report: dict[str, Any], path: Path) -> Path | None:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def _compression_lines(report: dict[str, Any]) -> list[str]:
+    """Before/after of prune and distill stages (from their stage metrics)."""
+    lines: list[str] = []
+    for s in report.get("stages", []):
+        m = s.get("metrics") or {}
+        if s["type"] == "prune" and "before" in m:
+            b, a = m["before"], m["after"]
+            lines += ["", f"## Pruning (stage {s['index']})", "",
+                      "| | MACs (M) | params (M) | accuracy | ORT p50 ms |", "|---|---|---|---|---|",
+                      f"| before | {b['macs'] / 1e6:.1f} | {b['params'] / 1e6:.3f} | {_fmt(b.get('accuracy'))} | "
+                      f"{_fmt(b.get('latency_p50_ms'), '.3f')} |",
+                      f"| after pruning + recovery | {a['macs'] / 1e6:.1f} | {a['params'] / 1e6:.3f} | "
+                      f"{_fmt(a.get('accuracy'))} (right after pruning {_fmt(a.get('accuracy_after_pruning'))}) | "
+                      f"{_fmt(a.get('latency_p50_ms'), '.3f')} |",
+                      "", f"Budget {m['budget']['kind']} <= {m['budget']['target']}: "
+                          f"{'met' if m['budget_met'] else '**not met**'} (reached {m['budget']['reached']:.4g}). "
+                          f"{len(m.get('widths_changed') or {})} layers changed width (see report.json stages[].metrics)."]
+        elif s["type"] == "distill" and "student" in m:
+            t, st = m["teacher"], m["student"]
+            lines += ["", f"## Distillation (stage {s['index']}, student: {st['kind']})", "",
+                      "| | MACs (M) | params (M) | accuracy |", "|---|---|---|---|",
+                      f"| teacher {t['name']} | {t['macs'] / 1e6:.1f} | {t['params'] / 1e6:.3f} | {_fmt(t.get('accuracy'))} |",
+                      f"| student | {st['macs'] / 1e6:.1f} | {st['params'] / 1e6:.3f} | {_fmt(st.get('accuracy'))} |"]
+    return lines

@@ -104,6 +104,9 @@ class Stage:
         start = time.perf_counter()
         log.info("stage %d: %s", self.index, self.type)
         artifacts = self.execute(ctx)
+        from edgetl.models.macs import fill_artifact_macs  # every artifact gets info["macs"] for report.json
+
+        fill_artifact_macs(ctx, artifacts)
         ctx.metrics.setdefault("seconds", round(time.perf_counter() - start, 3))
         return artifacts
 

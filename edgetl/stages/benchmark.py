@@ -1,8 +1,8 @@
-"""`benchmark`: latency and accuracy of the ONNX artifacts themselves, measured side by side in ONNX Runtime.
+"""`benchmark`: latency and accuracy of the artifacts themselves, measured side by side.
 
-Accuracy comes from running each ONNX file on the eval split (never from the torch model); latency from
-interleaved timing at batch 1 with a fixed thread count, so the ratios between artifacts hold on a noisy
-machine.
+Accuracy comes from running each deployed file on the eval split (never from the torch model); latency from
+interleaved timing with a fixed thread count, so the ratios between artifacts hold on a noisy machine. The
+measurement is `edgetl.bench.runner.run_benchmark`, the same code `edgetl bench` runs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,16 @@ log = logging.getLogger(__name__)
 
 class BenchmarkConfig(StageConfig):
     type: Literal["benchmark"] = Field(description="Measure accuracy and latency of every ONNX artifact so far.")
-    backend: Literal["ort-cpu"] = Field("ort-cpu", description="Runtime to measure on (ONNX Runtime CPU here).")
+    backend: Literal["ort-cpu", "ort-cuda", "ort-trt", "torch", "tensorrt"] = Field(
+        "ort-cpu", description="Runtime to measure on: ort-cpu (ONNX Runtime CPU), ort-cuda / ort-trt (ONNX Runtime GPU "
+        "providers), tensorrt (engines), torch (eager PyTorch artifacts).")
     threads: int = Field(2, ge=1, le=256, description="intra-op threads of each session (fixed for comparable numbers).")
     iterations: int = Field(200, ge=10, le=1_000_000, description="Timed iterations per artifact, at least.")
     min_seconds: float = Field(0.0, ge=0, le=3600, description="Timed seconds per artifact, at least.")
     warmup_seconds: float = Field(0.3, ge=0, le=600, description="Warm-up per artifact before timing, at least.")
     batch_size: int = Field(1, ge=1, le=1024, description="Batch size of the latency measurement.")
+    throughput_batches: list[int] = Field(
+        default_factory=list, description="Extra batch sizes of an offline throughput sweep (e.g. [8, 32]); empty: none.")
     accuracy: bool = Field(True, description="Measure accuracy of each artifact on the eval split.")
     eval_batch_size: int = Field(64, ge=1, le=4096, description="Batch size of the accuracy pass.")
     artifacts: list[str] | None = Field(None, description="Artifact names to measure (default: every ONNX artifact).")
@@ -42,45 +46,29 @@ def latency_inputs(meta, data, batch_size: int) -> dict[str, Any]:
 
 
 def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Artifact]) -> dict[str, dict[str, Any]]:
-    import numpy as np
-
-    from edgetl.backends.onnxruntime import make_session, predict, session_inputs
-    from edgetl.bench.fingerprint import device_fingerprint
-    from edgetl.bench.protocol import summarize, time_interleaved
-    from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.bench.runner import BenchOptions, run_benchmark, target_from_path
 
     data = ctx.data()
-    results: dict[str, dict[str, Any]] = {}
-    runners = {}
+    bench_targets = []
     for art in targets:
-        path = ctx.path_of(art)
-        meta = read_onnx_meta(path)
-        session = make_session(path, threads=cfg.threads, backend=cfg.backend)
-        res: dict[str, Any] = {"backend": cfg.backend, "threads": cfg.threads, "batch_size": cfg.batch_size,
-                               "size_bytes": art.size_bytes, "fingerprint": device_fingerprint(cfg.threads, cfg.backend)}
-        if cfg.accuracy:
-            logits = predict(session, meta.encoder(), data.eval.inputs, batch_size=cfg.eval_batch_size)
-            res["accuracy"] = float((logits.argmax(-1) == data.eval.labels).mean())
-            res["eval_samples"] = int(len(data.eval))
-            log.info("%s: accuracy %.4f on %d eval examples", art.name, res["accuracy"], len(data.eval))
-        feed = session_inputs(session, latency_inputs(meta, data, cfg.batch_size))
-        res["input_shapes"] = {k: list(np.shape(v)) for k, v in feed.items()}
-        runners[art.name] = (lambda s=session, f=feed: s.run(None, f))
-        results[art.name] = res
+        t = target_from_path(ctx.path_of(art), name=art.name)[0]
+        t.precision = art.precision
+        bench_targets.append(t)
+    batches = [cfg.batch_size] + [b for b in cfg.throughput_batches if b != cfg.batch_size]
+    opts = BenchOptions(backends=[cfg.backend], batches=batches, threads=cfg.threads, iterations=cfg.iterations,
+                        min_seconds=cfg.min_seconds, warmup_seconds=cfg.warmup_seconds, seed=ctx.recipe.seed,
+                        eval_batch_size=cfg.eval_batch_size, accuracy=cfg.accuracy)
     task = ctx.progress.add_task("benchmark", total=None) if ctx.progress else None
-    samples = time_interleaved(runners, iterations=cfg.iterations, min_seconds=cfg.min_seconds,
-                               warmup_seconds=cfg.warmup_seconds, seed=ctx.recipe.seed,
-                               on_round=(lambda r: ctx.progress.update(task, description=f"benchmark round {r}"))
+    try:
+        result = run_benchmark(bench_targets, opts, eval_split=data.eval, label_names=data.label_names,
+                               on_round=(lambda msg: ctx.progress.update(task, description=f"benchmark {msg}"))
                                if task is not None else None)
-    if task is not None:
-        ctx.progress.remove_task(task)
-    for name, raw in samples.items():
-        results[name]["latency_ms"] = summarize(raw)
-        results[name]["raw_ms"] = [round(x, 4) for x in raw]
-        stats = results[name]["latency_ms"]
-        log.info("%s: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms (CoV %.1f %%, n=%d)", name, stats["p50"], stats["p90"],
-                 stats["p99"], 100 * stats["cov"], stats["n"])
-    return results
+    finally:
+        if task is not None:
+            ctx.progress.remove_task(task)
+    ctx.metrics["machine_fingerprint"] = result["machine_fingerprint"]
+    ctx.metrics["peak_rss_mb"] = result["peak_rss_mb"]
+    return {row["model"]: row for row in result["results"]}
 
 
 class BenchmarkStage(Stage):
@@ -88,21 +76,57 @@ class BenchmarkStage(Stage):
     Config = BenchmarkConfig
     default_name = "benchmark"
 
+    def _formats(self) -> tuple[str, ...]:
+        """Artifact formats the configured backend runs (from the backend class when it can be imported)."""
+        backend = self.config.backend  # type: ignore[attr-defined]
+        defaults = {"torch": ("pytorch",), "tensorrt": ("engine", "onnx")}.get(backend, ("onnx",))
+        from edgetl.registry import BACKENDS
+
+        if backend in BACKENDS.names():
+            try:
+                return tuple(BACKENDS.get(backend).load().formats)
+            except ImportError:
+                return defaults
+        return defaults
+
     def problems(self, plan: PlanState, recipe) -> list[str]:
-        if not plan.has("onnx"):
-            return [f"{self.field('type')}: benchmark needs an ONNX artifact: put an `export` stage before it"]
-        return []
+        from edgetl.registry import BACKENDS
+
+        cfg: BenchmarkConfig = self.config  # type: ignore[assignment]
+        problems = []
+        formats = self._formats()
+        if not any(plan.has(f) for f in formats):
+            what = " or ".join(formats)
+            problems.append(f"{self.field('type')}: benchmark on {cfg.backend} needs a {what} artifact before it"
+                            + (": put an `export` stage before it" if "onnx" in formats else ""))
+        if cfg.backend in BACKENDS.names():
+            entry = BACKENDS.get(cfg.backend)
+            if entry.missing():
+                problems.append(f"{self.field('backend')}: {cfg.backend} needs {', '.join(entry.missing())}: "
+                                f"{entry.install_hint()}")
+            else:
+                from edgetl.errors import BackendUnavailableError
+
+                try:
+                    entry.load()().check_available()  # e.g. onnxruntime without the CUDA provider
+                except BackendUnavailableError as exc:
+                    problems.append(f"{self.field('backend')}: {exc}: {exc.hint or entry.install_hint()}")
+        else:
+            problems.append(f"{self.field('backend')}: backend {cfg.backend!r} is not registered here "
+                            f"(have {', '.join(BACKENDS.names())})")
+        return problems
 
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.errors import RecipeError
 
         cfg: BenchmarkConfig = self.config  # type: ignore[assignment]
-        onnx_arts = [a for a in ctx.artifacts.values() if a.format == "onnx"]
+        formats = self._formats()
+        arts = [a for a in ctx.artifacts.values() if a.format in formats]
         if cfg.artifacts:
-            unknown = [n for n in cfg.artifacts if n not in {a.name for a in onnx_arts}]
+            unknown = [n for n in cfg.artifacts if n not in {a.name for a in arts}]
             if unknown:
-                raise RecipeError(f"{self.field('artifacts')}: no ONNX artifact named {unknown}; "
-                                  f"have {[a.name for a in onnx_arts]}")
-            onnx_arts = [a for a in onnx_arts if a.name in cfg.artifacts]
-        ctx.metrics["results"] = measure_artifacts(ctx, cfg, onnx_arts)
+                raise RecipeError(f"{self.field('artifacts')}: no {'/'.join(formats)} artifact named {unknown}; "
+                                  f"have {[a.name for a in arts]}")
+            arts = [a for a in arts if a.name in cfg.artifacts]
+        ctx.metrics["results"] = measure_artifacts(ctx, cfg, arts)
         return []

@@ -1,13 +1,18 @@
-"""`quantize`: INT8 post-training quantization with ONNX Runtime's static quantizer (QDQ format).
+"""`quantize`: INT8 by post-training quantization (`method: ptq`, ONNX Runtime's static quantizer on the FP32
+ONNX) or quantization-aware training (`method: qat`, PT2E fake quantization on the PyTorch model, see
+edgetl/quant/qat.py), exported in one or both Q/DQ layouts.
 
-`target: onnxruntime` picks the layout ONNX Runtime runs fastest on this CPU (u8 activations / s8 weights
-on x86, reduce_range without VNNI, s8/s8 on ARM). `target: tensorrt` forces what TensorRT's explicit
-quantization accepts: symmetric int8 activations and weights (zero points 0), per-channel weights, Q/DQ
-only in front of Conv/ConvTranspose/Gemm/MatMul.
+`layout: onnxruntime` is what ONNX Runtime runs fastest on this CPU (u8 activations / s8 weights on x86 with
+VNNI, reduce_range without VNNI, s8/s8 on ARM; Q/DQ on outputs too, so kernels fuse). `layout: tensorrt` is
+what TensorRT's explicit quantization accepts: symmetric int8 activations and weights (zero points 0),
+per-channel weights, Q/DQ only in front of Conv/ConvTranspose/Gemm/MatMul (and residual Adds for QAT).
+`layout: both` emits the two from the same calibration (PTQ) or the same trained scales (QAT).
+`target:` is the older name of `layout:` and still accepted.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import platform
 import shutil
@@ -18,31 +23,80 @@ from pydantic import Field
 
 from edgetl.errors import StageError
 from edgetl.pipeline.artifacts import Artifact
-from edgetl.recipe.schema import StageConfig
+from edgetl.recipe.schema import StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
+from edgetl.stages.finetune import TrainingFields
 
 log = logging.getLogger(__name__)
 
 TENSORRT_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+LAYOUTS = ("onnxruntime", "tensorrt")
+TRAINING_KEYS = tuple(k for k in TrainingFields.model_fields if k not in ("type", "name")) + (
+    "kd", "kd_weight", "kd_temperature")
 
 
-class QuantizeConfig(StageConfig):
-    type: Literal["quantize"] = Field(description="Quantize the newest FP32 ONNX model to INT8.")
-    method: Literal["ptq"] = Field("ptq", description="`ptq`: post-training static quantization with calibration.")
-    target: Literal["onnxruntime", "tensorrt"] = Field(
-        "onnxruntime", description="Runtime the INT8 layout is made for (see int8 notes in the README)."
-    )
-    calibration: Literal["minmax", "percentile", "entropy"] = Field(
-        "minmax", description="How activation ranges are chosen from the calibration samples."
-    )
+class SensitivityConfig(StrictModel):
+    mode: Literal["one_at_a_time", "all_but_one"] = Field(
+        "one_at_a_time", description="`one_at_a_time`: only this layer quantized; `all_but_one`: all layers but this one.")
+    score: Literal["sqnr", "accuracy"] = Field(
+        "sqnr", description="`sqnr`: output SQNR vs the float model on calibration examples (fast); "
+        "`accuracy`: fake-quant accuracy on eval examples.")
+    samples: int = Field(128, ge=8, le=100000, description="Examples scored per layer.")
+
+
+class FallbackConfig(StrictModel):
+    max_accuracy_drop: float = Field(
+        description="Keep the most sensitive layers in float until the fake-quant accuracy drop vs the float model "
+        "is at most this (0.01 = 1 point), measured on `samples` eval examples before QAT training.", ge=0, le=1)
+    max_layers: int = Field(8, ge=1, le=1000, description="At most this many layers stay float.")
+    samples: int = Field(500, ge=50, le=100000, description="Eval examples used to measure the drop during the search.")
+
+
+class QuantizeConfig(TrainingFields):
+    type: Literal["quantize"] = Field(description="Quantize to INT8: post-training (ptq) or quantization-aware (qat).")
+    method: Literal["ptq", "qat"] = Field(
+        "ptq", description="`ptq`: static quantization of the newest FP32 ONNX with calibration. `qat`: fake-quantize "
+        "the current PyTorch model (PT2E, TensorRT rules), calibrate, train, export.")
+    layout: Literal["onnxruntime", "tensorrt", "both"] | None = Field(
+        None, description="Q/DQ layout(s) to export: `onnxruntime` (fast on ONNX Runtime CPU), `tensorrt` (TensorRT's "
+        "rules; passes `edgetl check-qdq`), or `both` from the same scales. Default: onnxruntime for ptq, both for qat.")
+    target: Literal["onnxruntime", "tensorrt"] | None = Field(
+        None, description="Older name of `layout` (one layout), still accepted.")
+    calibration: Literal["minmax", "max", "percentile", "entropy", "mse"] = Field(
+        "minmax", description="How activation ranges are chosen from the calibration samples (`max` = `minmax`; "
+        "`mse` for qat only).")
     percentile: float = Field(99.999, gt=90, le=100, description="calibration: percentile -> the percentile kept.")
     samples: int = Field(256, ge=1, le=100000, description="Training examples used for calibration (stratified).")
     per_channel: bool = Field(True, description="Per-output-channel weight scales (recommended for CNNs).")
     op_types: list[str] | None = Field(
         None,
-        description="ONNX op types to quantize (default: everything ONNX Runtime can for images; MatMul/Gemm for "
-        "text, where quantizing Add/LayerNorm/Gather costs accuracy and speed).",
+        description="ONNX op types to quantize in the onnxruntime layout (default: everything ONNX Runtime can for "
+        "images; MatMul/Gemm for text, where quantizing Add/LayerNorm/Gather costs accuracy and speed).",
     )
+    # QAT (the TrainingFields above are its optimisation settings)
+    epochs: float = Field(1.0, gt=0, le=1000, description="qat: passes over the training data.")
+    lr: float = Field(5e-5, gt=0, le=1, description="qat: peak learning rate of AdamW (small: the model is trained).")
+    kd: Literal["float", "none"] = Field("float", description="qat: distil from the float model's logits (`none`: "
+                                         "hard labels only).")
+    kd_weight: float = Field(1.0, ge=0, le=100, description="qat: weight of the KD term added to cross-entropy.")
+    kd_temperature: float = Field(2.0, gt=0, le=100, description="qat: softmax temperature of KD.")
+    sensitivity: SensitivityConfig | None = Field(
+        None, description="qat: per-layer sensitivity analysis, reported as a ranked table.")
+    fallback: FallbackConfig | None = Field(
+        None, description="qat: keep the most sensitive layers in float until an accuracy budget holds.")
+    parity_samples: int = Field(256, ge=1, le=100000, description="Eval examples on which the INT8 ONNX in ONNX Runtime is "
+                                "compared with the fake-quant torch model (qat).")
+    min_agreement: float = Field(0.99, ge=0, le=1, description="qat: smallest allowed top-1 agreement of the tensorrt "
+                                 "layout (the exact fake-quant graph) with the fake-quant torch model.")
+    parity_atol: float = Field(0.05, gt=0, description="qat: parity fails only when top-1 agreement is below its minimum "
+                               "*and* the max abs logit difference exceeds this (flipped near-ties are not failures).")
+    min_agreement_onnxruntime: float = Field(
+        0.97, ge=0, le=1, description="qat: the same for the onnxruntime layout, which also quantizes tensors QAT "
+        "did not (conv outputs, Adds) with calibrated ranges.")
+
+    def layouts(self) -> list[str]:
+        chosen = self.layout or self.target or ("both" if self.method == "qat" else "onnxruntime")
+        return list(LAYOUTS) if chosen == "both" else [chosen]
 
 
 class CalibrationReader:
@@ -59,20 +113,21 @@ class CalibrationReader:
         self._it = iter(self._batches)
 
 
-def layout_options(cfg: QuantizeConfig, task: str) -> dict[str, Any]:
-    """QuantType and flags for the target runtime on this machine."""
+def layout_options(cfg: QuantizeConfig, task: str, layout: str | None = None) -> dict[str, Any]:
+    """QuantType and flags for the layout (default: the config's first) on this machine."""
     from onnxruntime.quantization import CalibrationMethod, QuantType
 
     from edgetl.bench.fingerprint import has_vnni
 
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[cfg.calibration]
+    method = {"minmax": CalibrationMethod.MinMax, "max": CalibrationMethod.MinMax,
+              "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[cfg.calibration]
     extra: dict[str, Any] = {}
     if cfg.calibration == "percentile":
         extra["CalibPercentile"] = cfg.percentile
     op_types = cfg.op_types or (["MatMul", "Gemm"] if task == "text" else None)
-    if cfg.target == "tensorrt":
-        extra.update({"ActivationSymmetric": True, "WeightSymmetric": True})
+    if (layout or cfg.layouts()[0]) == "tensorrt":
+        # TensorRT: symmetric int8, and biases stay float (TensorRT quantizes no bias; an int32 bias DQ is a violation)
+        extra.update({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
         return {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "per_channel": True,
                 "reduce_range": False, "calibrate_method": method, "extra_options": extra,
                 "op_types_to_quantize": [o for o in (op_types or TENSORRT_OPS) if o in TENSORRT_OPS],
@@ -92,6 +147,7 @@ def preprocess_for_quantization(src: Path, dst: Path) -> None:
 
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # we change directory below
     # On incomplete symbolic inference ONNX Runtime dumps sym_shape_infer_temp.onnx (+ data) into the
     # current directory; run it from a scratch folder so nothing lands in the user's working directory.
     cwd = os.getcwd()
@@ -113,19 +169,55 @@ class QuantizeStage(Stage):
     default_name = "onnx_int8"
 
     def problems(self, plan: PlanState, recipe) -> list[str]:
+        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
         problems = []
-        if not plan.has("onnx", "fp32"):
-            problems.append(f"{self.field('type')}: quantize (ptq) needs an FP32 ONNX model: put an `export` stage before it")
+        if cfg.layout and cfg.target and cfg.layout != cfg.target:
+            problems.append(f"{self.field('target')}: `target: {cfg.target}` contradicts `layout: {cfg.layout}`; "
+                            "`target` is the older name of `layout`: keep only `layout`")
+        if cfg.method == "ptq":
+            if not plan.has("onnx", "fp32"):
+                problems.append(f"{self.field('type')}: quantize (ptq) needs an FP32 ONNX model: put an `export` stage "
+                                "before it")
+            if cfg.calibration == "mse":
+                problems.append(f"{self.field('calibration')}: `mse` is not offered by ONNX Runtime's PTQ; use minmax, "
+                                "percentile or entropy, or `method: qat`")
+            qat_only = sorted(k for k in cfg.model_fields_set if k in TRAINING_KEYS + ("sensitivity", "fallback",
+                                                                                         "min_agreement_onnxruntime"))
+            for key in qat_only:
+                problems.append(f"{self.field(key)}: only used by `method: qat` (ptq does not train); remove it or set "
+                                "`method: qat`")
+        else:
+            if importlib.util.find_spec("torchao") is None or importlib.util.find_spec("onnxscript") is None:
+                problems.append(f"{self.field('method')}: qat needs torchao and onnxscript: pip install 'edgetl[qat]'")
+            if not plan.has("pytorch"):
+                problems.append(f"{self.field('method')}: qat needs a PyTorch model before it")
+            if not cfg.per_channel:
+                problems.append(f"{self.field('per_channel')}: qat always uses per-channel weight scales (TensorRT's "
+                                "rule); remove `per_channel: false`")
         plan.available.append(("onnx", "int8"))
         return problems
 
+    def artifact_names(self) -> dict[str, str]:
+        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        layouts = cfg.layouts()
+        if len(layouts) == 1:
+            return {layouts[0]: self.artifact_name}
+        return {lay: f"{self.artifact_name}_{lay}" for lay in layouts}
+
     def execute(self, ctx: StageContext) -> list[Artifact]:
+        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        if cfg.method == "qat":
+            from edgetl.quant.run import run_qat
+
+            return run_qat(self, ctx, cfg)
+        return self._ptq(ctx, cfg)
+
+    def _ptq(self, ctx: StageContext, cfg: QuantizeConfig) -> list[Artifact]:
         from onnxruntime.quantization import QuantFormat, quantize_static
 
         from edgetl.data.datasets import stratified_subset
         from edgetl.runtime.meta import read_onnx_meta, write_onnx_meta
 
-        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
         src_art = ctx.latest("onnx", "fp32")
         assert src_art is not None  # guaranteed by problems()
         src = ctx.path_of(src_art)
@@ -141,32 +233,46 @@ class QuantizeStage(Stage):
 
             names = {i.name for i in onnx.load(str(src), load_external_data=False).graph.input}
             batches = [{k: v for k, v in b.items() if k in names} for b in batches]
-        folder = ctx.work_dir / "onnx"
-        folder.mkdir()
         pre = ctx.work_dir / "preprocessed.onnx"
         preprocess_for_quantization(src, pre)
-        opts = layout_options(cfg, meta.task)
-        layout = opts.pop("layout")
-        out = folder / "model.onnx"
+        produced = []
         try:
-            quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ, **opts)
-        except Exception as exc:
-            raise StageError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
+            for layout, name in self.artifact_names().items():
+                folder = ctx.work_dir / ("onnx" if len(self.artifact_names()) == 1 else f"onnx-{layout}")
+                folder.mkdir()
+                opts = layout_options(cfg, meta.task, layout)
+                opts.pop("layout")
+                out = folder / "model.onnx"
+                try:
+                    quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ, **opts)
+                except Exception as exc:
+                    raise StageError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
+                extra: dict[str, Any] = {}
+                if layout == "tensorrt":
+                    from edgetl.quant.check_qdq import check_qdq
+                    from edgetl.quant.layouts import drop_misplaced_qdq
+
+                    extra["removed_misplaced_qdq"] = drop_misplaced_qdq(out)
+                    extra["check_qdq_violations"] = len(check_qdq(out))
+                for f in src.parent.iterdir():
+                    if f.name.startswith("tokenizer"):
+                        shutil.copyfile(f, folder / f.name)
+                info = {
+                    "params": src_art.info.get("params"), "opset": _opset(out), "method": cfg.method, "layout": layout,
+                    "calibration": cfg.calibration, "calibration_samples": int(len(calib)),
+                    "per_channel": opts["per_channel"], "activation_type": opts["activation_type"].name,
+                    "weight_type": opts["weight_type"].name, "reduce_range": opts["reduce_range"],
+                    "op_types": opts["op_types_to_quantize"], "qdq_nodes": _count_qdq(out), **extra,
+                }
+                write_onnx_meta(out, labels=meta.labels, preprocessing=meta.preprocessing, task=meta.task, info=info)
+                if len(produced) == 0:
+                    ctx.metrics.update({k: info[k] for k in ("layout", "calibration", "calibration_samples", "qdq_nodes")})
+                ctx.metrics.setdefault("layouts", {})[layout] = {"artifact": name, "qdq_nodes": info["qdq_nodes"]}
+                produced.append(ctx.artifact(name, "onnx", "int8", f"{folder.name}/model.onnx", parent=src_art.name,
+                                             info=info))
         finally:
             pre.unlink(missing_ok=True)
-        for f in src.parent.iterdir():
-            if f.name.startswith("tokenizer"):
-                shutil.copyfile(f, folder / f.name)
-        info = {
-            "params": src_art.info.get("params"), "opset": _opset(out), "method": cfg.method, "layout": layout,
-            "calibration": cfg.calibration, "calibration_samples": int(len(calib)), "per_channel": opts["per_channel"],
-            "activation_type": opts["activation_type"].name, "weight_type": opts["weight_type"].name,
-            "reduce_range": opts["reduce_range"], "op_types": opts["op_types_to_quantize"],
-            "qdq_nodes": _count_qdq(out),
-        }
-        write_onnx_meta(out, labels=meta.labels, preprocessing=meta.preprocessing, task=meta.task, info=info)
-        ctx.metrics.update({k: info[k] for k in ("layout", "calibration", "calibration_samples", "qdq_nodes")})
-        return [ctx.artifact(self.artifact_name, "onnx", "int8", "onnx/model.onnx", parent=src_art.name, info=info)]
+        return produced
 
 
 def _opset(path: Path) -> int | None:

@@ -42,6 +42,9 @@ class TrainSettings:
     eval_batch_size: int = 128
     max_steps: int | None = None
     seed: int = 0
+    device: str | None = None  # None: cuda when available, else cpu; the module is back on the cpu after fit()
+    amp: bool = True  # bfloat16 autocast, on cuda only
+    ddp: bool = True  # under torchrun (WORLD_SIZE > 1): DistributedDataParallel, each rank a slice of each batch
 
 
 @dataclass
@@ -67,11 +70,13 @@ def predict_logits(model: EdgeModel, inputs: Any, batch_size: int = 128) -> np.n
     was_training = module.training
     module.eval()
     encode = model.encoder()
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
     outs = []
     n = len(inputs)
     for start in range(0, n, batch_size):
         chunk = inputs[start : start + batch_size]
-        outs.append(module(**to_torch(encode(chunk))).float().numpy())
+        batch = {k: v.to(device) for k, v in to_torch(encode(chunk)).items()}
+        outs.append(module(**batch).float().cpu().numpy())
     module.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, model.num_labels), dtype=np.float32)
 
@@ -122,9 +127,26 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=self.s.lr, weight_decay=self.s.weight_decay)
 
     def fit(self) -> TrainResult:
+        import contextlib
+        import os
+
+        from edgetl.finetune.distributed import maybe_init, rank_and_world, shard, wrap_ddp
+
         s = self.s
         seed_everything(s.seed)
         module = self.model.module
+        distributed = s.ddp and maybe_init()
+        rank, world = rank_and_world() if distributed else (0, 1)
+        device = torch.device(s.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.type == "cuda" and distributed and device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        module.to(device)
+        for term in self.extra_losses:
+            if hasattr(term, "to"):
+                term.to(device)
+        amp = s.amp and device.type == "cuda"
+        runner: nn.Module = module
+        wrapped_for: frozenset[int] | None = None
         encode = self.model.encoder()
         n = len(self.train_split)
         steps_per_epoch = max(1, math.ceil(n / s.batch_size / s.grad_accum))
@@ -147,18 +169,29 @@ class Trainer:
             if self.on_epoch_start:
                 self.on_epoch_start(epoch)
             self.train_mode(module)
+            if distributed:  # (re)wrap when the trainable set changed (gradual unfreezing)
+                trainable = frozenset(id(p) for p in module.parameters() if p.requires_grad)
+                if trainable != wrapped_for:
+                    runner, wrapped_for = wrap_ddp(module, device), trainable
             running, count = 0.0, 0
             opt.zero_grad(set_to_none=True)
             for micro, (raw, labels) in enumerate(iter_batches(self.train_split, s.batch_size, shuffle=True, seed=s.seed + epoch)):
                 if self.augment is not None:
                     raw = self.augment(raw, rng)
-                inputs = to_torch(encode(raw))
-                y = torch.from_numpy(labels)
-                logits = module(**inputs)
-                loss = ce(logits, y)
-                for term in self.extra_losses:
-                    loss = loss + term(inputs, y, logits)
-                (loss / s.grad_accum).backward()
+                if world > 1:
+                    if len(labels) < world:  # a last global batch too small to give every rank an example
+                        continue
+                    raw, labels = shard(raw, labels, rank, world)
+                inputs = {k: v.to(device) for k, v in to_torch(encode(raw)).items()}
+                y = torch.from_numpy(labels).to(device)
+                syncing = not distributed or (micro + 1) % s.grad_accum == 0
+                with (contextlib.nullcontext() if syncing else runner.no_sync()):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = runner(**inputs)
+                        loss = ce(logits.float(), y)
+                        for term in self.extra_losses:
+                            loss = loss + term(inputs, y, logits)
+                    (loss / s.grad_accum).backward()
                 running += float(loss.detach()) * len(y)
                 count += len(y)
                 if (micro + 1) % s.grad_accum == 0:
@@ -187,5 +220,9 @@ class Trainer:
             self.progress.remove_task(task)
         if best_state is not None:
             module.load_state_dict(best_state)
+        module.to("cpu")
+        for term in self.extra_losses:
+            if hasattr(term, "to"):
+                term.to(torch.device("cpu"))
         module.eval()
         return TrainResult(best_acc, best_epoch, history, round(time.perf_counter() - start, 3), step)

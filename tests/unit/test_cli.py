@@ -53,3 +53,13 @@ def test_schema_writes_json_schema(tmp_path):
     out = tmp_path / "schema.json"
     assert edgetl("schema", "--out", str(out)).returncode == 0
     assert '"stages"' in out.read_text()
+
+
+def test_compress_with_a_relative_out_dir_leaves_only_the_run_folder(tmp_path):
+    data = tiny_vision_recipe(data={"name": "fashion_mnist", "train_limit": 200, "eval_limit": 100})
+    data["stages"][0]["max_steps"] = 3
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    result = edgetl("compress", "r.yaml", "--out", "out", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.yaml"]  # no scratch files from ONNX Runtime
+    assert (tmp_path / "out" / "report.json").exists()

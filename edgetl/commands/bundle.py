@@ -1,0 +1,38 @@
+"""`edgetl bundle RUN_DIR --out DIR`: the deployable folder of a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def bundle(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (holds report.json and manifest.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the bundle into (new, empty, or an older bundle).")],
+    artifact: Annotated[
+        list[str] | None,
+        typer.Option("--artifact", "-a", help="ONNX artifact to ship (repeatable; default: one per backend layout).",
+                     show_default=False),
+    ] = None,
+    engines: Annotated[bool, typer.Option("--engines/--no-engines", help="Include TensorRT engines the run built.")] = True,
+) -> None:
+    """Write RUN_DIR's deployable files to OUT: ONNX per layout, engines, manifest.json with sha256 of every file."""
+    from edgetl.cli import run_guarded
+
+    def go():
+        from edgetl.bundle.writer import write_bundle_from_run
+
+        manifest = write_bundle_from_run(run_dir, out, names=artifact or None, engines=engines)
+        size = sum(f["size_bytes"] for f in manifest["files"].values())
+        for m in manifest["models"]:
+            acc = "-" if m.get("accuracy") is None else f"{m['accuracy']:.4f}"
+            p50 = "-" if not m.get("latency_ms") else f"{m['latency_ms']['p50']:.3f} ms"
+            typer.echo(f"  {m['name']:20s} {m['precision']:5s} layout {m['layout']:12s} accuracy {acc}  p50 {p50}")
+        for e in manifest["engines"]:
+            typer.echo(f"  {e['name']:20s} engine for {e.get('device')} (TensorRT {e.get('trt_version')})")
+        defaults = ", ".join(f"{k}: {v}" for k, v in manifest["defaults"].items())
+        typer.echo(f"wrote {out} ({len(manifest['files'])} files + manifest.json, {size / 1e6:.2f} MB; defaults {defaults})")
+
+    run_guarded(go)

@@ -1,0 +1,155 @@
+"""Bottleneck adapters: down-project, non-linearity, up-project, residual (Houlsby et al. 2019; Pfeiffer
+et al. 2021), and residual 1x1 adapters for CNNs (Rebuffi et al. 2017).
+
+Why written here: peft 0.21 has no bottleneck adapters, and AdapterHub's `adapters` 1.3 pins
+transformers 4.57, so it cannot install beside transformers 5.x (re-check when it catches up).
+
+An adapter is injected by name: the target Linear/Conv2d is replaced by a subclass that keeps the same
+weight and bias (so parameter names, checkpoints and pruning of the base are unchanged) and adds an
+`adapter` child applied to its output. The up-projection starts at zero, so an injected model computes
+exactly what it did before. The injection is recorded in the model's builder (`builder["adapters"]`), and
+`models.zoo.build` re-injects it before weights load, so saved models round-trip. Adapters stay in the
+graph and export to ONNX as ordinary MatMul/Conv nodes.
+
+Placement for BERT-style encoders: Houlsby puts one adapter after the attention output projection and one
+after the feed-forward output projection of every layer (before the residual LayerNorm); Pfeiffer only
+after the feed-forward one. CNNs: one 1x1 adapter after the last full (groups == 1) convolution of every
+block, before its BatchNorm.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgetl.errors import ModelError
+from edgetl.finetune.arch import block_container, head_name, matches
+
+log = logging.getLogger(__name__)
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class Bottleneck(nn.Module):
+    """x + up(act(down(x))) over the last dim (Linear) or over channels (1x1 Conv2d)."""
+
+    def __init__(self, dim: int, size: int, kind: str = "linear", activation: str = "relu"):
+        super().__init__()
+        if kind == "conv":
+            self.down: nn.Module = nn.Conv2d(dim, size, 1)
+            self.up: nn.Module = nn.Conv2d(size, dim, 1)
+        else:
+            self.down = nn.Linear(dim, size)
+            self.up = nn.Linear(size, dim)
+        self.act = ACTIVATIONS[activation]()
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(self.act(self.down(x)))
+
+
+class AdapterLinear(nn.Linear):
+    adapter: Bottleneck
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.adapter(super().forward(x))
+
+
+class AdapterConv2d(nn.Conv2d):
+    adapter: Bottleneck
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.adapter(super().forward(x))
+
+
+def default_targets(module: nn.Module, style: str) -> list[str]:
+    names = [n for n, _ in module.named_modules() if n]
+    if any(n.endswith(".attention.output.dense") for n in names):  # BERT family
+        ffn = [n for n in names if re.search(r"\.layer\.\d+\.output\.dense$", n)]
+        attn = [n for n in names if n.endswith(".attention.output.dense")]
+        return sorted(attn + ffn, key=names.index) if style == "houlsby" else ffn
+    found = block_container(module)
+    blocks = found[1] if found else [k for k, c in module.named_children() if any(True for _ in c.parameters())]
+    head = head_name(module)
+    out = []
+    for b in blocks:
+        convs = [n for n, m in module.get_submodule(b).named_modules() if isinstance(m, nn.Conv2d) and m.groups == 1]
+        if convs and b != head:
+            out.append(f"{b}.{convs[-1]}" if convs[-1] else b)
+    return out
+
+
+def resolve_targets(module: nn.Module, style: str, targets: list[str] | None) -> list[str]:
+    if not targets:
+        names = default_targets(module, style)
+        if not names:
+            raise ModelError(f"no default adapter placement for {type(module).__name__}",
+                             hint="set adapter.targets to the Linear/Conv2d layers after which adapters go")
+        return names
+    head = head_name(module)
+    return [n for n, m in module.named_modules()
+            if n and n != head and type(m) in (nn.Linear, nn.Conv2d) and any(matches(n, t) for t in targets)]
+
+
+def target_problems(module: nn.Module, targets: list[str] | None) -> list[str]:
+    if not targets:
+        return []
+    layers = {n: m for n, m in module.named_modules() if n}
+    out = []
+    for t in targets:
+        hits = [n for n in layers if matches(n, t)]
+        if not hits:
+            out.append(f"{t!r} matches no module")
+        elif not any(type(layers[n]) in (nn.Linear, nn.Conv2d) for n in hits):
+            kinds = sorted({type(layers[n]).__name__ for n in hits})
+            out.append(f"{t!r} matches only {', '.join(kinds)} modules; adapters go after Linear or Conv2d layers")
+    return out
+
+
+def plan(module: nn.Module, *, style: str, reduction: int, activation: str, targets: list[str] | None) -> dict[str, Any]:
+    """The injection spec stored in builder["adapters"]: {name: {kind, dim, size, activation}}."""
+    spec: dict[str, Any] = {}
+    for name in resolve_targets(module, style, targets):
+        m = module.get_submodule(name)
+        kind, dim = ("conv", m.out_channels) if isinstance(m, nn.Conv2d) else ("linear", m.out_features)
+        spec[name] = {"kind": kind, "dim": int(dim), "size": max(1, int(dim) // reduction), "activation": activation}
+    if not spec:
+        raise ModelError("adapter.targets match no Linear or Conv2d layer")
+    return {"style": style, "layers": spec}
+
+
+def inject(module: nn.Module, spec: dict[str, Any]) -> nn.Module:
+    """Replace each named layer by its adapter subclass, sharing the original weight and bias."""
+    for name, s in spec["layers"].items():
+        parent_name, _, leaf = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        old = getattr(parent, leaf)
+        if isinstance(old, (AdapterLinear, AdapterConv2d)):
+            continue
+        new = _adapted(old)
+        new.adapter = Bottleneck(int(s["dim"]), int(s["size"]), s["kind"], s.get("activation", "relu"))
+        new.adapter.to(device=old.weight.device, dtype=old.weight.dtype)
+        setattr(parent, leaf, new)
+    return module
+
+
+def _adapted(old: nn.Module) -> nn.Module:
+    if type(old) is nn.Linear:
+        new = AdapterLinear.__new__(AdapterLinear)
+    elif type(old) is nn.Conv2d:
+        new = AdapterConv2d.__new__(AdapterConv2d)
+    else:
+        raise ModelError(f"cannot put an adapter after a {type(old).__name__}; expected Linear or Conv2d")
+    new.__dict__.update(old.__dict__)  # same parameters, hooks and attributes; no copy
+    new._modules = dict(old._modules)
+    new._parameters = dict(old._parameters)
+    new._buffers = dict(old._buffers)
+    return new
+
+
+def adapter_parameter_names(module: nn.Module) -> list[str]:
+    return [n for n, _ in module.named_parameters() if ".adapter." in f".{n}"]

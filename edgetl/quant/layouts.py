@@ -1,0 +1,264 @@
+"""Two exported Q/DQ layouts from one set of QAT-trained weights and scales.
+
+`tensorrt`: the converted PT2E graph exported by `torch.onnx.export(dynamo=True)`: symmetric int8, zero
+points 0, per-channel weights on the output-channel axis, Q/DQ only where the TensorRT-rule quantizer put
+fake quantization (inputs of conv/linear and residual Adds). TensorRT fuses this; ONNX Runtime's CPU
+provider does not (it cannot form QLinearConv without a Q on the conv output), and runs it about 2x slower
+than FP32 for CNNs.
+
+`onnxruntime`: derived from the tensorrt ONNX, not trained again. Every Q/DQ pair is stripped (weights
+become their dequantized values, i.e. exactly the trained int8 grid), and ONNX Runtime's own static
+quantizer re-quantizes that float graph in its fast layout (u8 activations / s8 weights on x86 with VNNI,
+Q/DQ on outputs too so Conv+Relu+Q fuse into QLinearConv). The QAT-trained activation ranges are passed as
+`TensorQuantOverrides` for every tensor QAT quantized; only tensors QAT never saw (e.g. conv outputs
+before an Add) take ranges from calibration. Per-channel weight scales come out identical (ONNX Runtime
+computes max|w|/127 of weights that already sit on that grid). Why this rather than moving Q/DQ nodes by
+hand: ONNX Runtime's quantizer knows which patterns its CPU kernels fuse (and drops Relu/Clip that the u8
+range makes redundant); rewriting placement ourselves would duplicate that knowledge and drift from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+PASS_THROUGH = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
+
+
+@dataclass
+class Stripped:
+    model: Any  # onnx.ModelProto, float
+    act_scales: dict[str, float] = field(default_factory=dict)  # tensor name -> trained per-tensor scale
+    nonnegative: set[str] = field(default_factory=set)  # tensors produced by Relu / Clip(min >= 0)
+    float_nodes: list[str] = field(default_factory=list)  # weighted nodes the QAT model kept in float
+
+
+def export_converted(module, example_inputs: dict[str, Any], path: Path, task: str, max_sequence: int = 512
+                     ) -> dict[str, Any]:
+    """Export a converted PT2E GraphModule with the dynamo exporter; dynamic dims get the names `batch`
+    (and `sequence` for text), the output is called `logits`. Returns {"opset", "exporter"}."""
+    import torch
+
+    dyn = dynamic_shapes(example_inputs, task, max_sequence)
+    ep = torch.export.export(module, (), dict(example_inputs), dynamic_shapes=dyn)
+    with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter prints progress lines to stdout
+        onx = torch.onnx.export(ep, (), kwargs=dict(example_inputs), dynamo=True, external_data=False, optimize=True,
+                                verbose=False)
+    onx.save(str(path))
+    rename_io(path, task)
+    import onnx
+
+    opset = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+                  if o.domain in ("", "ai.onnx")), None)
+    return {"opset": opset, "exporter": "torch.onnx (dynamo) of a converted PT2E graph"}
+
+
+def dynamic_shapes(example_inputs: dict[str, Any], task: str, max_sequence: int = 512) -> dict[str, dict[int, Any]]:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    if task == "text":
+        seq = torch.export.Dim("sequence", min=2, max=max_sequence)
+        return {k: {0: batch, 1: seq} for k in example_inputs}
+    return {k: {0: batch} for k in example_inputs}
+
+
+def rename_io(path: Path, task: str) -> None:
+    """torch.export loses dim names (`s77`): name them `batch` / `sequence` again, and call the output `logits`."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    names: dict[str, str] = {}
+    for inp in model.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        for axis, d in enumerate(dims):
+            if d.dim_param:
+                names.setdefault(d.dim_param, "batch" if axis == 0 else "sequence")
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param in names:
+                d.dim_param = names[d.dim_param]
+    out = model.graph.output[0]
+    if out.name != "logits":
+        old = out.name
+        for node in model.graph.node:
+            node.output[:] = ["logits" if o == old else o for o in node.output]
+            node.input[:] = ["logits" if i == old else i for i in node.input]
+        out.name = "logits"
+    onnx.save(model, str(path))
+
+
+def _const(model) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def strip_qdq(path: Path) -> Stripped:
+    """The float model behind a Q/DQ model: weights dequantized in place, activation Q/DQ pairs removed."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    consts = _const(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    new_inits = []
+    out = Stripped(model=model)
+    for i, node in enumerate(model.graph.node):
+        if node.op_type == "DequantizeLinear" and node.input[0] in consts:  # weight
+            q = consts[node.input[0]].astype(np.float32)
+            scale = consts[node.input[1]].astype(np.float32)
+            zp = consts[node.input[2]].astype(np.float32) if len(node.input) > 2 and node.input[2] else 0.0
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if np.ndim(scale) == 1 and q.ndim > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale = scale.reshape(shape)
+                zp = np.reshape(zp, shape) if np.ndim(zp) == 1 else zp
+            new_inits.append(numpy_helper.from_array((q - zp) * scale, node.output[0]))
+            drop.add(i)
+        elif node.op_type == "QuantizeLinear":
+            drop.add(i)
+        elif node.op_type == "DequantizeLinear":
+            q_node = producers.get(node.input[0])
+            if q_node is None or q_node.op_type != "QuantizeLinear":
+                continue
+            src = q_node.input[0]
+            rename[node.output[0]] = src
+            out.act_scales[src] = float(np.asarray(consts[q_node.input[1]]).reshape(-1)[0])
+            drop.add(i)
+    kept = [n for i, n in enumerate(model.graph.node) if i not in drop]
+    for n in kept:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+    # fold Transpose of a weight (linear layers of 3-D inputs export as DQ -> Transpose -> MatMul), so ONNX
+    # Runtime's quantizer sees an initializer and quantizes it as a per-channel weight, not an activation
+    dequantized = {t.name: t for t in new_inits}
+    folded = []
+    for n in kept:
+        if n.op_type == "Transpose" and n.input[0] in dequantized:
+            w = numpy_helper.to_array(dequantized[n.input[0]])
+            perm = next((list(a.ints) for a in n.attribute if a.name == "perm"), list(range(w.ndim))[::-1])
+            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(w.transpose(perm)), n.output[0]))
+            folded.append(n)
+    kept = [n for n in kept if n not in folded]
+    for o in model.graph.output:
+        if o.name in rename:
+            raise ValueError(f"graph output {o.name} is a Q/DQ output; cannot strip")
+    used = {x for n in kept for x in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used] + [t for t in new_inits if t.name in used]
+    graph = helper.make_graph(kept, model.graph.name, model.graph.input, model.graph.output, inits)
+    stripped = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    out.model = stripped
+    # which quantized tensors can never be negative (the u8 range then starts at 0)
+    new_producers = {o: n for n in kept for o in n.output}
+    for name in out.act_scales:
+        p = new_producers.get(name)
+        if p is not None and p.op_type == "Relu":
+            out.nonnegative.add(name)
+        elif p is not None and p.op_type == "Clip" and len(p.input) > 1 and p.input[1]:
+            lo = consts.get(p.input[1])
+            if lo is not None and float(np.asarray(lo).reshape(-1)[0]) >= 0:
+                out.nonnegative.add(name)
+    # weighted ops with no dequantized input stayed float (sensitivity fallback)
+    dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    for n in model.graph.node:
+        if n.op_type in WEIGHTED_OPS and not any(x in dq_outputs for x in n.input):
+            out.float_nodes.append(n.name)
+    return out
+
+
+def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[str, np.ndarray]], *, task: str,
+                       op_types: list[str] | None, activation_type, weight_type, reduce_range: bool,
+                       per_channel: bool = True) -> dict[str, Any]:
+    """ONNX Runtime's fast layout from the tensorrt layout's trained weights and activation scales."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    from edgetl.stages.quantize import CalibrationReader
+
+    stripped = strip_qdq(trt_path)
+    float_path = out_path.with_name("float-from-qat.onnx")
+    onnx.save(stripped.model, str(float_path))
+    overrides = {}
+    for name, s in stripped.act_scales.items():
+        lo = 0.0 if name in stripped.nonnegative else -128.0 * s
+        overrides[name] = [{"rmin": np.float32(lo), "rmax": np.float32(127.0 * s)}]  # numpy: ORT calls .dtype
+    graph_inputs = {i.name for i in stripped.model.graph.input}
+    batches = [{k: v for k, v in b.items() if k in graph_inputs} for b in calib_batches]
+    try:
+        quantize_static(str(float_path), str(out_path), CalibrationReader(batches), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=op_types, per_channel=per_channel, reduce_range=reduce_range,
+                        activation_type=activation_type, weight_type=weight_type,
+                        nodes_to_exclude=stripped.float_nodes or None, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"TensorQuantOverrides": overrides})
+    finally:
+        float_path.unlink(missing_ok=True)
+    return {"trained_ranges": len(overrides), "float_nodes": stripped.float_nodes}
+
+
+def drop_misplaced_qdq(path: Path) -> int:
+    """Remove activation Q/DQ pairs that feed no Conv/ConvTranspose/Gemm/MatMul/Add (e.g. the conv-output pairs
+    ONNX Runtime's quantizer adds in front of Clip/Relu even when asked for TensorRT's ops only): TensorRT wants
+    Q/DQ on inputs only, and a pair in front of an activation blocks its Conv+activation fusion. Returns how many."""
+    import onnx
+
+    from edgetl.quant.check_qdq import PASS_THROUGH as SHAPE_ONLY
+    from edgetl.quant.check_qdq import PLACEMENT
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    outputs = {o.name for o in g.output}
+
+    def feeds_placement(name: str) -> bool:
+        for c in consumers.get(name, []):
+            if c.op_type in PLACEMENT:
+                return True
+            if c.op_type in SHAPE_ONLY and feeds_placement(c.output[0]):
+                return True
+        return False
+
+    rename, drop = {}, []
+    for n in g.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(n.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or feeds_placement(n.output[0]):
+            continue
+        if n.output[0] in outputs:  # Q/DQ on the graph output: the producer writes the output name itself
+            src = producer.get(q.input[0])
+            if src is None or len(consumers.get(q.input[0], [])) != 1 or len(consumers.get(q.output[0], [])) != 1:
+                continue
+            src.output[:] = [n.output[0] if o == q.input[0] else o for o in src.output]
+            drop += [n, q]
+            continue
+        if any(c.op_type != "DequantizeLinear" for c in consumers.get(q.output[0], [])):
+            continue
+        rename[n.output[0]] = q.input[0]
+        drop.append(n)
+        if all(c in drop for c in consumers.get(q.output[0], [])):
+            drop.append(q)
+    if not drop:
+        return 0
+    dropped = len([n for n in drop if n.op_type == "DequantizeLinear"])
+    keep = [n for n in g.node if n not in drop]
+    for n in keep:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+    del g.node[:]
+    g.node.extend(keep)
+    onnx.save(model, str(path))
+    return dropped

@@ -1,0 +1,51 @@
+"""Markdown sections of report.md for quantize stages: parity of each INT8 layout, the per-layer sensitivity
+table (ranked) and the fallback decision. Reads only the stage metrics already in report.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOP = 15
+
+
+def quant_sections(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for s in report.get("stages", []):
+        m = s.get("metrics") or {}
+        if s.get("type") != "quantize" or m.get("method") != "qat":
+            continue
+        lines += ["", f"## QAT (stage {s['index']})", ""]
+        lines.append(f"Calibration `{m.get('calibration')}` on {m.get('calibration_samples')} examples; float accuracy "
+                     f"{m.get('float_eval_accuracy', float('nan')):.4f}, fake-quant after calibration "
+                     f"{m.get('fake_quant_accuracy_calibrated', float('nan')):.4f}, after QAT "
+                     f"{m.get('best_eval_accuracy', float('nan')):.4f} ({m.get('steps')} steps, KD: {m.get('kd')}).")
+        parity = m.get("parity") or {}
+        if parity:
+            lines += ["", "| layout | top-1 agreement with fake-quant torch | max abs logit diff | examples |",
+                      "|---|---|---|---|"]
+            for layout, p in parity.items():
+                lines.append(f"| {layout} | {p['top1_agreement']:.4f} | {p['max_abs_diff']:.3g} | {p['samples']} |")
+        chk = m.get("check_qdq_tensorrt")
+        if chk is not None:
+            lines.append(f"\n`check-qdq --target tensorrt` on the tensorrt layout: {chk['violations']} violation(s)"
+                         + (f"; float by fallback: {', '.join(chk['float_nodes'])}" if chk.get("float_nodes") else "") + ".")
+        sens = m.get("sensitivity")
+        if sens:
+            key = "sqnr_db" if sens["score"] == "sqnr" else "accuracy"
+            lines += ["", f"Per-layer sensitivity ({sens['mode'].replace('_', ' ')}, {key}, {sens['samples']} examples; "
+                          f"most sensitive first, top {min(TOP, len(sens['table']))} of {len(sens['table'])}):", "",
+                      f"| rank | layer | op | {key} |", "|---|---|---|---|"]
+            for r in sens["table"][:TOP]:
+                lines.append(f"| {r['rank']} | {r['layer']} | {r['op']} | {r[key]} |")
+        fb = m.get("fallback")
+        if fb:
+            last = fb["steps"][-1]
+            lines.append(f"\nFallback (budget: drop <= {fb['max_accuracy_drop']}): kept in float "
+                         f"{', '.join(fb['float_layers']) or 'nothing'}; fake-quant drop before QAT "
+                         f"{fb['steps'][0]['drop']:.4f} -> {last['drop']:.4f} on {fb['samples']} examples "
+                         f"({'met' if fb['budget_met'] else 'NOT met'}).")
+            lat = fb.get("latency_ms")
+            if lat:
+                lines.append(f"Latency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "
+                             f"fallback ({lat['cost_ratio']:.2f}x; {lat['note']}).")
+    return lines

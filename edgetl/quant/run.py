@@ -1,0 +1,258 @@
+"""The `quantize` stage with `method: qat`: fake-quantize, calibrate, (sensitivity, fallback), train,
+convert, export both layouts, check TensorRT's rules, check parity. Kept out of the stage module so that
+module stays a config + dispatch."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import ExportError, StageError
+
+log = logging.getLogger(__name__)
+CALIB_BATCH = 16
+
+
+def run_qat(stage, ctx, cfg) -> list:
+    import torch
+
+    from edgetl.data.datasets import stratified_subset
+    from edgetl.models.base import to_torch
+    from edgetl.quant import calibrate as cal
+    from edgetl.quant import qat
+    from edgetl.quant.sensitivity import choose_fallback, layer_sensitivity
+    from edgetl.train.loop import Trainer, evaluate, predict_logits, seed_everything
+
+    seed_everything(ctx.recipe.seed + stage.index)
+    model, parent = ctx.current_model()
+    model.module.eval()
+    data = ctx.data()
+    encode = model.encoder()
+    calib = data.train.take(stratified_subset(data.train.labels, cfg.samples, ctx.recipe.seed + 17))
+    raw_batches = [calib.inputs[i : i + CALIB_BATCH] for i in range(0, len(calib), CALIB_BATCH)]
+    batches = [to_torch(encode(b)) for b in raw_batches]
+    example = to_torch(encode(data.train.inputs[:2]))
+    method = "max" if cfg.calibration in ("minmax", "max") else cfg.calibration
+    metrics: dict[str, Any] = {"method": "qat", "calibration": method, "calibration_samples": int(len(calib))}
+
+    def fq_model(gm):
+        return qat.as_edge_model(model, gm)
+
+    def calibrated(skip=frozenset()):
+        gm, quantizer = qat.prepare(model, example, set(skip))
+        cal.calibrate(gm, batches, method, cfg.percentile)
+        return gm, quantizer
+
+    try:
+        prepared, quantizer = calibrated()
+    except Exception as exc:
+        raise StageError(f"PT2E capture/prepare failed for {model.source}: {type(exc).__name__}: {exc}",
+                         hint="the model must be traceable by torch.export; use `method: ptq` for this model") from exc
+    layers = qat.layers_of(prepared)
+    metrics["quantized_layers"] = len(quantizer.annotated_layers)
+    sens_rows = fallback = None
+    all_int8 = None
+    if cfg.sensitivity or cfg.fallback:
+        sc = cfg.sensitivity or _default_sensitivity()
+        eval_idx = stratified_subset(data.eval.labels, min(sc.samples, len(data.eval)), ctx.recipe.seed + 29)
+        sens_eval = data.eval.take(eval_idx)
+        sens_batches = batches[: max(1, sc.samples // CALIB_BATCH)]
+        sens_rows = layer_sensitivity(prepared, layers, sens_batches, mode=sc.mode, score=sc.score,
+                                      accuracy_fn=lambda gm: evaluate(fq_model(gm), sens_eval))
+        metrics["sensitivity"] = {"mode": sc.mode, "score": sc.score, "samples": int(sc.samples),
+                                  "table": sens_rows}
+        log.info("most sensitive layers: %s", ", ".join(r["layer"] for r in sens_rows[:5]))
+    if cfg.fallback:
+        fb = cfg.fallback
+        fb_eval = data.eval.take(stratified_subset(data.eval.labels, min(fb.samples, len(data.eval)),
+                                                   ctx.recipe.seed + 31))
+        float_acc = evaluate(model, fb_eval)
+        fallback = choose_fallback(prepared, layers, sens_rows, lambda gm: evaluate(fq_model(gm), fb_eval),
+                                   float_acc, fb.max_accuracy_drop, fb.max_layers)
+        fallback["samples"] = int(len(fb_eval))
+        if fallback["float_layers"]:
+            all_int8 = prepared  # kept to measure what the fallback costs in latency
+            prepared, quantizer = calibrated(fallback["float_layers"])
+            layers = qat.layers_of(prepared)
+        metrics["fallback"] = fallback
+    float_eval = evaluate(model, data.eval)
+    before = evaluate(fq_model(prepared), data.eval)
+    metrics.update({"float_eval_accuracy": float_eval, "fake_quant_accuracy_calibrated": before})
+    log.info("float accuracy %.4f, fake-quant after calibration %.4f", float_eval, before)
+
+    # ---- train
+    for p in prepared.parameters():
+        p.requires_grad_(True)
+    extra = []
+    if cfg.kd == "float" and cfg.kd_weight > 0:
+        extra.append(qat.FloatTeacherKD(copy.deepcopy(model.module), cfg.kd_weight, cfg.kd_temperature))
+    trainer = Trainer(fq_model(prepared), data.train, data.eval, cfg.settings(ctx.recipe.seed + stage.index),
+                      extra_losses=extra, progress=ctx.progress, description="qat")
+    result = trainer.fit()
+    metrics.update({"best_eval_accuracy": result.best_accuracy, "best_epoch": result.best_epoch,
+                    "history": result.history, "train_seconds": result.seconds, "steps": result.steps,
+                    "kd": cfg.kd if extra else "none"})
+    qat.refresh_weight_ranges(prepared, batches[0])
+    n_par = min(cfg.parity_samples, len(data.eval))
+    parity_inputs = data.eval.inputs[:n_par]
+    fq_logits = predict_logits(fq_model(prepared), parity_inputs, batch_size=32)
+
+    # ---- convert + export
+    trt_dir = ctx.work_dir / "onnx-tensorrt"
+    trt_dir.mkdir()
+    trt_path = trt_dir / "model.onnx"
+    with torch.no_grad():
+        converted = qat.convert(prepared)
+        try:
+            export_info = export(converted, example, trt_path, model)
+        except Exception as exc:
+            raise ExportError(f"exporting the converted QAT model failed: {type(exc).__name__}: {exc}") from exc
+    names = stage.artifact_names()
+    produced = []
+    base_info = {"params": model.parameter_count(), "method": "qat", "calibration": method,
+                 "calibration_samples": int(len(calib)), "per_channel": True, **export_info}
+    from edgetl.quant.check_qdq import check_qdq, format_violations
+    from edgetl.quant.layouts import strip_qdq
+
+    float_nodes = strip_qdq(trt_path).float_nodes
+    violations = check_qdq(trt_path, allow_float=set(float_nodes))
+    metrics["check_qdq_tensorrt"] = {"violations": len(violations), "float_nodes": float_nodes}
+    if violations:
+        raise StageError("the tensorrt layout breaks TensorRT's Q/DQ rules (an edgetl bug):",
+                         problems=format_violations(violations)[:20])
+    paths: dict[str, Path] = {"tensorrt": trt_path}
+    layout_info: dict[str, dict[str, Any]] = {
+        "tensorrt": {"activation_type": "QInt8", "weight_type": "QInt8", "symmetric": True, "float_nodes": float_nodes,
+                     "check_qdq_violations": 0}}
+    if "onnxruntime" in names:
+        paths["onnxruntime"], layout_info["onnxruntime"] = derive_ort(ctx, cfg, model, trt_path, raw_batches)
+    latency_cost = None
+    if all_int8 is not None and "onnxruntime" in paths:
+        latency_cost = fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, paths["onnxruntime"])
+        metrics["fallback"]["latency_ms"] = latency_cost
+    parity = {}
+    for layout in ("tensorrt", "onnxruntime"):
+        if layout not in paths:
+            continue
+        res = _parity(paths[layout], model, parity_inputs, fq_logits)
+        parity[layout] = res
+        need = cfg.min_agreement if layout == "tensorrt" else cfg.min_agreement_onnxruntime
+        res["min_agreement"] = need
+        log.info("parity %s: top-1 agreement %.4f, max |diff| %.3g", layout, res["top1_agreement"], res["max_abs_diff"])
+        res["atol"] = cfg.parity_atol
+        # a flip of a near-tie under float rounding is not a disagreement: fail only when the logits differ too
+        if res["top1_agreement"] < need and res["max_abs_diff"] > cfg.parity_atol:
+            raise ExportError(
+                f"the {layout} INT8 ONNX disagrees with the fake-quant torch model on {res['samples']} eval examples: "
+                f"top-1 agreement {res['top1_agreement']:.4f} (needed {need}), max abs logit diff "
+                f"{res['max_abs_diff']:.3g} (allowed {cfg.parity_atol})", hint="lower `min_agreement` only if you accept the deployed model "
+                "behaving differently from the one that was evaluated; otherwise report it as a bug")
+    metrics["parity"] = parity
+    from edgetl.runtime.meta import write_onnx_meta
+
+    for layout, name in names.items():
+        path = paths[layout]
+        for fname, src in model.files.items():
+            if fname.startswith("tokenizer"):
+                shutil.copyfile(src, path.parent / fname)
+        info = {**base_info, "layout": layout, **layout_info[layout], "parity": parity[layout],
+                "qdq_nodes": _count_qdq(path), "fake_quant_accuracy": result.best_accuracy}
+        if fallback:
+            info["fallback_float_layers"] = fallback["float_layers"]
+        write_onnx_meta(path, labels=model.label_names, preprocessing=model.preprocessing, task=model.task, info=info)
+        produced.append(ctx.artifact(name, "onnx", "int8", f"{path.parent.name}/model.onnx", parent=parent, info=info,
+                                     metrics={}))
+        metrics.setdefault("layouts", {})[layout] = {"artifact": name, "qdq_nodes": info["qdq_nodes"]}
+    if "tensorrt" not in names:
+        shutil.rmtree(trt_dir)
+    ctx.metrics.update(metrics)
+    return produced
+
+
+def _default_sensitivity():
+    from edgetl.stages.quantize import SensitivityConfig
+
+    return SensitivityConfig()
+
+
+def export(converted, example, path: Path, model) -> dict[str, Any]:
+    from edgetl.quant.layouts import export_converted
+    from edgetl.quant.qat import max_sequence
+
+    return export_converted(converted, example, path, model.task, max_sequence(model))
+
+
+def derive_ort(ctx, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict[str, Any]]:
+    from edgetl.quant.layouts import derive_onnxruntime
+    from edgetl.stages.quantize import layout_options
+
+    folder = ctx.work_dir / "onnx-onnxruntime"
+    folder.mkdir()
+    out = folder / "model.onnx"
+    opts = layout_options(cfg, model.task, "onnxruntime")
+    encode = model.encoder()
+    np_batches = [encode(b) for b in raw_batches]
+    try:
+        res = derive_onnxruntime(trt_path, out, np_batches, task=model.task, op_types=opts["op_types_to_quantize"],
+                                 activation_type=opts["activation_type"], weight_type=opts["weight_type"],
+                                 reduce_range=opts["reduce_range"], per_channel=True)
+    except Exception as exc:
+        raise StageError(f"deriving the onnxruntime layout failed: {type(exc).__name__}: {exc}") from exc
+    return out, {"activation_type": opts["activation_type"].name, "weight_type": opts["weight_type"].name,
+                 "reduce_range": opts["reduce_range"], "op_types": opts["op_types_to_quantize"],
+                 "trained_ranges": res["trained_ranges"], "float_nodes": res["float_nodes"],
+                 "derived_from": "tensorrt layout (same weights and trained activation ranges)"}
+
+
+def fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, ort_fallback: Path) -> dict[str, Any]:
+    """ONNX Runtime latency (batch 1, 2 threads, interleaved) of the onnxruntime layout with the fallback layers in
+    float vs the same model with every layer INT8: what the fallback costs."""
+    import torch
+
+    from edgetl.backends.onnxruntime import make_session, session_inputs
+    from edgetl.bench.protocol import summarize, time_interleaved
+    from edgetl.quant import qat
+    from edgetl.quant.layouts import derive_onnxruntime
+    from edgetl.stages.quantize import layout_options
+
+    tmp = ctx.work_dir / "tmp-all-int8"
+    tmp.mkdir()
+    try:
+        with torch.no_grad():
+            export(qat.convert(all_int8), example, tmp / "trt.onnx", model)
+        opts = layout_options(cfg, model.task, "onnxruntime")
+        encode = model.encoder()
+        derive_onnxruntime(tmp / "trt.onnx", tmp / "ort.onnx", [encode(b) for b in raw_batches[:2]], task=model.task,
+                           op_types=opts["op_types_to_quantize"], activation_type=opts["activation_type"],
+                           weight_type=opts["weight_type"], reduce_range=opts["reduce_range"])
+        feed_raw = encode(raw_batches[0][:1], pad_to_max=True) if model.task == "text" else encode(raw_batches[0][:1])
+        fns = {}
+        for key, path in (("all_int8", tmp / "ort.onnx"), ("with_fallback", ort_fallback)):
+            sess = make_session(path, threads=2)
+            feed = session_inputs(sess, feed_raw)
+            fns[key] = (lambda s=sess, f=feed: s.run(None, f))
+        samples = time_interleaved(fns, iterations=60, warmup_seconds=0.3, seed=ctx.recipe.seed)
+        out = {k: round(summarize(v)["p50"], 4) for k, v in samples.items()}
+        out["note"] = "p50 ms, onnxruntime layout, batch 1, 2 threads, 60 interleaved iterations each"
+        out["cost_ratio"] = round(out["with_fallback"] / out["all_int8"], 4)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parity(path: Path, model, raw_inputs, fq_logits: np.ndarray) -> dict[str, Any]:
+    from edgetl.quant.parity import onnx_parity
+
+    return onnx_parity(path, model.encoder(), raw_inputs, fq_logits)
+
+
+def _count_qdq(path: Path) -> int:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return sum(1 for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear"))

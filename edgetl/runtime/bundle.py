@@ -1,0 +1,183 @@
+"""A deployment bundle on disk: `manifest.json` plus the files it lists, each with its sha256.
+
+Read by apps through `edgetl.runtime.Predictor`, so this module imports the standard library and numpy's
+neighbours only (never torch, onnx or the edgetl pipeline). The writer lives in `edgetl.bundle`.
+
+Integrity: `manifest.json` is written in one canonical form (sorted keys, indent 2) and carries the sha256 of
+its own content without the `integrity` block; every other file is listed under `files` with its sha256. A
+loader re-serialises the manifest and recomputes every hash, so any changed, missing or truncated byte is
+caught before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "edgetl-bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+# Backends a layout runs on. "any": an FP32 graph every runtime takes; Q/DQ layouts are made for one runtime
+# (ONNX Runtime's u8/asymmetric layout is rejected by TensorRT; TensorRT's runs in ONNX Runtime, only slower).
+LAYOUT_BACKENDS = {
+    "any": ("onnxruntime", "tensorrt"),
+    "onnxruntime": ("onnxruntime",),
+    "tensorrt": ("tensorrt", "onnxruntime"),
+}
+
+
+class BundleError(ModelError):
+    """A bundle is missing files, was changed after it was written, or is not an edgetl bundle."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    """The one byte form a manifest is written in (and compared against when read)."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def content_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "integrity"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def seal(manifest: dict[str, Any]) -> str:
+    """Add the integrity block and return the manifest's text."""
+    sealed = dict(manifest)
+    sealed["integrity"] = {"algorithm": "sha256", "manifest_sha256": content_digest(manifest)}
+    return canonical_json(sealed)
+
+
+@dataclass
+class BundleModel:
+    """One ONNX model of a bundle (the same network may ship in several Q/DQ layouts)."""
+
+    name: str
+    file: str
+    precision: str
+    layout: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    entry: dict[str, Any] = field(default_factory=dict)  # everything the manifest says about it
+
+    def runs_on(self, backend: str) -> bool:
+        return backend in LAYOUT_BACKENDS.get(self.layout, ())
+
+
+@dataclass
+class Bundle:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest["task"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def models(self) -> list[BundleModel]:
+        return [BundleModel(m["name"], m["file"], m["precision"], m.get("layout", "any"), m.get("inputs", []),
+                            m.get("outputs", []), m) for m in self.manifest["models"]]
+
+    @property
+    def engines(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("engines") or [])
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def model(self, name: str | None = None, backend: str = "onnxruntime") -> BundleModel:
+        """The named model, or the bundle's default for `backend`."""
+        models = {m.name: m for m in self.models}
+        if name is not None:
+            if name not in models:
+                raise BundleError(f"bundle {self.root} has no model {name!r}; it has {', '.join(models)}",
+                                  hint="leave `model` unset for the bundle's default, or pass one of the names above")
+            return models[name]
+        default = (self.manifest.get("defaults") or {}).get(backend)
+        if default in models:
+            return models[default]
+        fits = [m for m in self.models if m.runs_on(backend)]
+        if not fits:
+            raise BundleError(
+                f"bundle {self.root} has no model for the {backend} backend (layouts: "
+                f"{', '.join(sorted({m.layout for m in self.models}))})",
+                hint="bundle a run that has an FP32 ONNX model or a Q/DQ model in that backend's layout",
+            )
+        return fits[-1]
+
+
+def _problems(root: Path, manifest: dict[str, Any], raw: str) -> list[str]:
+    problems: list[str] = []
+    integrity = manifest.get("integrity") or {}
+    if raw != canonical_json(manifest):
+        problems.append(f"{MANIFEST} is not byte-for-byte what edgetl wrote (it was edited or re-saved)")
+    elif integrity.get("manifest_sha256") != content_digest(manifest):
+        problems.append(f"{MANIFEST}: its content does not match its recorded sha256 (it was edited)")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return problems + [f"{MANIFEST} lists no files"]
+    for rel, meta in sorted(files.items()):
+        p = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            problems.append(f"{rel}: a bundle path must stay inside the bundle")
+        elif not p.is_file():
+            problems.append(f"{rel}: missing")
+        elif p.stat().st_size != meta.get("size_bytes"):
+            problems.append(f"{rel}: {p.stat().st_size} bytes, the manifest says {meta.get('size_bytes')}")
+        elif sha256_file(p) != meta.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from the manifest (the file was changed)")
+    listed = {root / rel for rel in files} | {root / MANIFEST}
+    extra = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file() and p not in listed]
+    if extra:
+        log.warning("bundle %s holds files its manifest does not list (ignored): %s", root, ", ".join(extra))
+    return problems
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read a bundle's manifest and (by default) check every file against it; refuse on any difference."""
+    root = Path(path)
+    mp = root / MANIFEST
+    if not root.is_dir():
+        raise BundleError(f"{root} is not a folder", hint="pass the folder written by `edgetl bundle RUN_DIR --out DIR`")
+    if not mp.is_file():
+        raise BundleError(f"{root} has no {MANIFEST}, so it is not an edgetl bundle (or it is incomplete)",
+                          hint="write one with `edgetl bundle RUN_DIR --out DIR`")
+    raw = mp.read_text(encoding="utf-8", errors="replace")
+    try:
+        manifest = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{mp} is not valid JSON ({exc}): the bundle is damaged",
+                          hint="copy the bundle again from where it was written") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BundleError(f"{mp} is not an edgetl bundle manifest (format={found!r}, expected {BUNDLE_FORMAT!r})")
+    if int(manifest.get("version", 0)) > BUNDLE_VERSION:
+        raise BundleError(f"{mp} is bundle format version {manifest.get('version')}; this edgetl reads up to "
+                          f"{BUNDLE_VERSION}", hint="upgrade edgetl on the device")
+    if verify:
+        problems = _problems(root, manifest, raw)
+        if problems:
+            raise BundleError(f"bundle {root} failed its integrity check ({len(problems)} problem(s)); refusing to load it",
+                              problems=problems,
+                              hint="the bundle was modified or copied incompletely: copy it again from where "
+                                   "`edgetl bundle` wrote it, or write it again")
+    return Bundle(root, manifest)

@@ -1,0 +1,93 @@
+"""`bundle`: write the deployable folder (ONNX per backend layout, engines, manifest with sha256 of every file)
+as the run's last step, so `RUN/stages/NN-bundle-*/bundle/` is what an app embeds.
+
+Accuracy and latency come from the earlier stages' own results, arranged exactly as report.json arranges them
+(`edgetl.report.build.build_report`), so the stage and `edgetl bundle RUN_DIR` write the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edgetl.pipeline.artifacts import Artifact
+from edgetl.recipe.schema import StageConfig
+from edgetl.stages.base import PlanState, Stage, StageContext
+
+log = logging.getLogger(__name__)
+
+
+class BundleConfig(StageConfig):
+    type: Literal["bundle"] = Field(
+        description="Write a deployment bundle: ONNX per backend layout, TensorRT engines built so far, and a "
+        "manifest (I/O, preprocessing, labels, quantization, measured accuracy and latency, sha256 of every file)."
+    )
+    artifacts: list[str] | None = Field(
+        None, description="ONNX artifact names to ship (default: for each Q/DQ layout the report's final model or "
+        "the newest one, plus the newest FP32 model)."
+    )
+    engines: bool = Field(True, description="Include TensorRT engines built by earlier `build_engine` stages.")
+
+
+def previous_records(ctx: StageContext, upto: int) -> list[Any]:
+    """The finished stages before this one, read from their result.json. Their folders are found by the
+    runner's own content key (root key -> hash of type + config, stage after stage)."""
+    from edgetl.pipeline.artifacts import stable_hash
+    from edgetl.pipeline.runner import StageRecord, build_stages, root_key
+
+    records = []
+    key = root_key(ctx.recipe)
+    for stage in build_stages(ctx.recipe)[:upto]:
+        key = stable_hash({"prev": key, "type": stage.type, "config": stage.config.model_dump(mode="json")})
+        rel = f"stages/{stage.index:02d}-{stage.type}-{key[:12]}"
+        result_file = ctx.run_dir / rel / "result.json"
+        if not result_file.is_file():
+            log.warning("bundle: no result for stage %d (%s) at %s; its measurements are left out", stage.index,
+                        stage.type, rel)
+            continue
+        r = json.loads(result_file.read_text())
+        records.append(StageRecord(r["index"], r["type"], r["id"], r["key"], rel, "reused", r["seconds"],
+                                   [a["name"] for a in r["artifacts"]], r["metrics"]))
+    return records
+
+
+def _lineage(artifacts: dict[str, Artifact], name: str) -> list[str]:
+    chain, cur = [], artifacts.get(name)
+    while cur is not None and cur.name not in chain:
+        chain.append(cur.name)
+        cur = artifacts.get(cur.parent) if cur.parent else None
+    return chain
+
+
+class BundleStage(Stage):
+    type = "bundle"
+    Config = BundleConfig
+    default_name = "bundle"
+
+    def problems(self, plan: PlanState, recipe) -> list[str]:
+        if not plan.has("onnx"):
+            return [f"{self.field('type')}: bundle needs an ONNX model before it: put an `export` stage first"]
+        return []
+
+    def execute(self, ctx: StageContext) -> list[Artifact]:
+        from edgetl.bench.fingerprint import environment
+        from edgetl.bundle.writer import assemble
+        from edgetl.report.build import build_report
+
+        cfg: BundleConfig = self.config  # type: ignore[assignment]
+        records = previous_records(ctx, self.index)
+        report = build_report(ctx.recipe, ctx.artifacts, records)
+        artifacts = [{**a.to_dict(), "lineage": _lineage(ctx.artifacts, a.name)} for a in ctx.artifacts.values()]
+        manifest = assemble(ctx.run_dir, ctx.work_dir / "bundle", run_name=ctx.recipe.name, artifacts=artifacts,
+                            report=report, environment=environment(), names=cfg.artifacts, engines=cfg.engines,
+                            source={"run": ctx.run_dir.name, "stage": ctx.stage_id})
+        default = manifest["defaults"].get("onnxruntime")
+        precision = next((m["precision"] for m in manifest["models"] if m["name"] == default), "fp32")
+        info = {"models": [m["name"] for m in manifest["models"]], "engines": [e["name"] for e in manifest["engines"]],
+                "defaults": manifest["defaults"], "files": len(manifest["files"])}
+        ctx.metrics.update(info)
+        log.info("bundle: %s (+%d engine(s)), default %s", ", ".join(info["models"]), len(info["engines"]), default)
+        return [ctx.artifact(self.artifact_name, "bundle", precision, "bundle", parent=default, info=info)]

@@ -1,0 +1,204 @@
+"""Run a TensorRT engine with the TensorRT 10+ tensor-address API.
+
+Static buffers sized for the profile's largest shapes are allocated once (pinned host + device) and bound with
+`set_tensor_address`, so an inference is: copy into pinned memory, async host->device, `execute_async_v3`
+(or one CUDA graph launch), async device->host, sync. CUDA events around the execute give GPU compute time
+next to the host end-to-end time, as the benchmark protocol asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import DataError, ModelError
+from edgetl.trt.cudart import (
+    CudaError,
+    DeviceBuffer,
+    Event,
+    Graph,
+    PinnedBuffer,
+    Stream,
+    copy_to_device,
+    copy_to_host,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    is_input: bool
+    dtype: np.dtype
+    shape: tuple[int, ...]  # -1 for dynamic
+    min_shape: tuple[int, ...] | None = None
+    max_shape: tuple[int, ...] | None = None
+
+
+def profile_violation(name: str, shape: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...]) -> str | None:
+    """Why `shape` does not fit the engine's optimisation profile [lo, hi], or None."""
+    if len(shape) != len(hi) or len(lo) != len(hi):
+        return f"input {name!r} has {len(shape)} dimensions {shape}; the engine takes {len(hi)} ({lo}..{hi})"
+    bad = [i for i, (d, a, b) in enumerate(zip(shape, lo, hi, strict=True)) if not a <= d <= b]
+    if bad:
+        return (f"input {name!r} has shape {shape}, outside the engine's profile {lo}..{hi} "
+                f"(dimension {', '.join(map(str, bad))})")
+    return None
+
+
+class TrtSession:
+    def __init__(self, engine: str | Path | bytes, *, use_cuda_graph: bool = False):
+        from edgetl.trt.device import require_tensorrt
+
+        trt = require_tensorrt()
+        self.trt = trt
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        data = engine if isinstance(engine, bytes) else Path(engine).read_bytes()
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise ModelError(f"TensorRT {trt.__version__} could not load the engine {engine if not isinstance(engine, bytes) else ''}",
+                             hint="engines only load on the TensorRT version and GPU they were built with: rebuild it "
+                                  "here with `edgetl build-engine MODEL.onnx`")
+        self.context = self.engine.create_execution_context()
+        self.stream = Stream()
+        self.start, self.end = Event(), Event()
+        self.use_cuda_graph = use_cuda_graph
+        self._graphs: dict[tuple, Graph] = {}
+        self.specs: list[TensorSpec] = []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            np_type = trt.nptype(self.engine.get_tensor_dtype(name))
+            spec = TensorSpec(name, is_input, np.dtype(np_type), tuple(self.engine.get_tensor_shape(name)))
+            if is_input:
+                lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+                spec.min_shape, spec.max_shape = tuple(lo), tuple(hi)
+            self.specs.append(spec)
+        self.input_names = [s.name for s in self.specs if s.is_input]
+        self.output_names = [s.name for s in self.specs if not s.is_input]
+        # output sizes at the largest input shapes
+        for s in self.specs:
+            if s.is_input:
+                self.context.set_input_shape(s.name, s.max_shape)
+        self.host: dict[str, PinnedBuffer] = {}
+        self.device: dict[str, DeviceBuffer] = {}
+        for s in self.specs:
+            shape = (s.max_shape or ()) if s.is_input else tuple(self.context.get_tensor_shape(s.name))
+            nbytes = int(np.prod(shape)) * s.dtype.itemsize
+            self.host[s.name] = PinnedBuffer(nbytes)
+            self.device[s.name] = DeviceBuffer(nbytes)
+            self.context.set_tensor_address(s.name, self.device[s.name].ptr)
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self.last_gpu_ms: float | None = None
+
+    def max_batch(self) -> int | None:
+        first = next((s for s in self.specs if s.is_input), None)
+        return int(first.max_shape[0]) if first and first.max_shape else None
+
+    def io(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "mode": "input" if s.is_input else "output", "dtype": s.dtype.name,
+                 "shape": list(s.shape), "min": list(s.min_shape or []), "max": list(s.max_shape or [])}
+                for s in self.specs]
+
+    # ---- one inference, in parts (the benchmark times `execute` on bound inputs)
+    def bind(self, feeds: dict[str, np.ndarray]) -> None:
+        """Check shapes against the profile, set them, and copy the inputs into the pinned buffers."""
+        for s in self.specs:
+            if not s.is_input:
+                continue
+            if s.name not in feeds:
+                raise DataError(f"the engine needs input {s.name!r}; got {', '.join(feeds) or 'none'}")
+            arr = np.asarray(feeds[s.name])
+            problem = profile_violation(s.name, tuple(arr.shape), s.min_shape or (), s.max_shape or ())
+            if problem:
+                raise DataError(problem, hint="rebuild the engine with wider --shapes (e.g. batch=1:1:64), or send "
+                                              "smaller batches")
+            if arr.dtype != s.dtype:
+                if not np.can_cast(arr.dtype, s.dtype, casting="same_kind"):
+                    raise DataError(f"input {s.name!r} is {arr.dtype}; the engine takes {s.dtype}")
+                arr = arr.astype(s.dtype)
+            shape = tuple(int(d) for d in arr.shape)
+            if self._shapes.get(s.name) != shape:
+                if not self.context.set_input_shape(s.name, shape):
+                    raise DataError(f"TensorRT refused shape {shape} for input {s.name!r}")
+                self._shapes[s.name] = shape
+            np.copyto(self.host[s.name].view(s.dtype, shape), arr)
+
+    def _enqueue(self) -> None:
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise ModelError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+
+    def _execute_on_stream(self) -> None:
+        if not self.use_cuda_graph:
+            self._enqueue()
+            return
+        key = tuple(sorted(self._shapes.items()))
+        graph = self._graphs.get(key)
+        if graph is None:
+            self._enqueue()  # TensorRT does its shape-dependent setup outside capture
+            self.stream.synchronize()
+            try:
+                graph = Graph(self.stream, self._enqueue)
+            except CudaError as exc:
+                log.warning("CUDA graph capture failed (%s); running without CUDA graphs", exc)
+                self.use_cuda_graph = False
+                self._enqueue()
+                return
+            self._graphs[key] = graph
+        graph.launch(self.stream)
+
+    def execute(self) -> None:
+        """Copy in, run, copy out, sync: one host end-to-end inference on the bound inputs. GPU compute time
+        of the run itself is left in `last_gpu_ms`."""
+        for name in self.input_names:
+            copy_to_device(self.device[name], self.host[name], self._nbytes(name), self.stream)
+        self.start.record(self.stream)
+        self._execute_on_stream()
+        self.end.record(self.stream)
+        for name in self.output_names:
+            copy_to_host(self.host[name], self.device[name], self._nbytes(name), self.stream)
+        self.stream.synchronize()
+        self.last_gpu_ms = self.end.elapsed_ms(self.start)
+
+    def _nbytes(self, name: str) -> int:
+        spec = next(s for s in self.specs if s.name == name)
+        shape = self._shapes[name] if spec.is_input else tuple(self.context.get_tensor_shape(name))
+        return int(np.prod(shape)) * spec.dtype.itemsize
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        out = {}
+        for s in self.specs:
+            if not s.is_input:
+                shape = tuple(self.context.get_tensor_shape(s.name))
+                out[s.name] = self.host[s.name].view(s.dtype, shape).copy()
+        return out
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.bind({k: v for k, v in feeds.items() if k in self.input_names})
+        self.execute()
+        return self.outputs()
+
+    def timed(self) -> tuple[float, float]:
+        """(host end-to-end ms, GPU compute ms) of one inference on the bound inputs."""
+        t0 = time.perf_counter()
+        self.execute()
+        return (time.perf_counter() - t0) * 1000, float(self.last_gpu_ms or 0.0)
+
+    def close(self) -> None:
+        for g in self._graphs.values():
+            g.close()
+        self._graphs.clear()
+        for pinned in self.host.values():
+            pinned.close()
+        for buf in self.device.values():
+            buf.close()
+        self.start.close()
+        self.end.close()
+        self.stream.close()

@@ -1,0 +1,111 @@
+"""`quantize` with `method: qat` end to end through the pipeline, on tiny_cnn / tiny_bert and real data:
+both layouts exported from one training, TensorRT's rules hold for the tensorrt layout (checked with the
+CLI), parity with the fake-quant model is recorded, sensitivity is ranked and a fallback is forced and
+reported, report.json carries `method` and `layout` for every INT8 artifact."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from edgetl.cli import app
+from edgetl.pipeline.runner import compress
+from edgetl.recipe.load import parse_recipe
+
+pytest.importorskip("torchao")
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def vision_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qat-vision")
+    recipe = {
+        "name": "tiny-qat", "seed": 0,
+        "model": {"source": "tiny_cnn", "input_size": 32, "pretrained": False},
+        "data": {"name": "fashion_mnist", "train_limit": 480, "eval_limit": 160},
+        "stages": [
+            {"type": "finetune", "epochs": 3, "batch_size": 32, "lr": 0.01},
+            {"type": "export"},
+            {"type": "quantize", "name": "ptq_int8", "method": "ptq", "layout": "both", "samples": 32},
+            {"type": "quantize", "name": "qat_int8", "method": "qat", "layout": "both", "calibration": "percentile",
+             "percentile": 90.5, "samples": 32, "max_steps": 4, "batch_size": 32,
+             "sensitivity": {"mode": "one_at_a_time", "score": "sqnr", "samples": 16},
+             # percentile 90.5 clips ~10 % of every activation: with that, a zero-drop budget forces the
+             # fallback to keep a layer in float
+             "fallback": {"max_accuracy_drop": 0.0, "max_layers": 1, "samples": 80},
+             "parity_samples": 64},
+            {"type": "benchmark", "iterations": 10, "warmup_seconds": 0.02},
+        ],
+    }
+    report = compress(parse_recipe(recipe), out)
+    return out, report
+
+
+def qat_stage(report):
+    return next(s for s in report["stages"] if s["type"] == "quantize" and s["metrics"].get("method") == "qat")
+
+
+def test_both_layouts_are_reported_with_method_and_layout(vision_run):
+    out, report = vision_run
+    arts = {a["name"]: a for a in report["artifacts"] if a["precision"] == "int8"}
+    assert {(a["method"], a["layout"]) for a in arts.values()} == {
+        ("ptq", "onnxruntime"), ("ptq", "tensorrt"), ("qat", "onnxruntime"), ("qat", "tensorrt")}
+    assert all(a["accuracy"] is not None and a["latency_ms"]["p50"] > 0 for a in arts.values())
+    assert report["baseline"] == "onnx_fp32"
+    assert report["final"] in ("qat_int8_onnxruntime", "qat_int8_tensorrt")
+
+
+def test_tensorrt_layout_passes_check_qdq_and_onnxruntime_layout_does_not(vision_run):
+    out, report = vision_run
+    paths = {a["name"]: out / a["path"] for a in report["artifacts"]}
+    trt = run_cli("check-qdq", str(paths["qat_int8_tensorrt"]), "--target", "tensorrt", "--json")
+    assert trt.exit_code == 0, trt.output
+    body = json.loads(trt.output)
+    assert body["violations"] == [] and body["allowed_float"]  # the fallback layer, read from the sidecar
+    ort = run_cli("check-qdq", str(paths["qat_int8_onnxruntime"]), "--target", "tensorrt")
+    assert ort.exit_code == 1
+    assert "[zero_point]" in ort.output or "[dtype]" in ort.output
+    assert run_cli("check-qdq", str(paths["ptq_int8_tensorrt"])).exit_code == 0  # PTQ's tensorrt layout too
+    bad = run_cli("check-qdq", str(paths["qat_int8_tensorrt"]), "--target", "openvino")
+    assert bad.exit_code == 2
+
+
+def test_parity_sensitivity_and_fallback_are_recorded(vision_run):
+    out, report = vision_run
+    m = qat_stage(report)["metrics"]
+    # the tensorrt layout is the fake-quant graph itself: only float rounding differs
+    assert m["parity"]["tensorrt"]["top1_agreement"] >= 0.95 and m["parity"]["tensorrt"]["max_abs_diff"] < 0.05
+    assert m["parity"]["onnxruntime"]["samples"] == 64
+    table = m["sensitivity"]["table"]
+    assert [r["rank"] for r in table] == list(range(1, len(table) + 1)) and len(table) == 6
+    fb = m["fallback"]
+    assert fb["float_layers"] == [table[0]["layer"]]
+    assert fb["latency_ms"]["all_int8"] > 0 and fb["latency_ms"]["with_fallback"] > 0
+    assert m["check_qdq_tensorrt"]["violations"] == 0 and len(m["check_qdq_tensorrt"]["float_nodes"]) == 1
+    assert m["steps"] == 4 and m["kd"] == "float"
+
+
+def test_text_qat_keeps_named_dynamic_axes(tmp_path):
+    recipe = {
+        "name": "tiny-qat-text", "seed": 0,
+        "model": {"source": "tiny_bert", "max_length": 32, "pretrained": False},
+        "data": {"name": "rotten_tomatoes", "train_limit": 96, "eval_limit": 64},
+        "stages": [{"type": "quantize", "method": "qat", "layout": "both", "samples": 32, "max_steps": 2,
+                    "batch_size": 16, "parity_samples": 32}],
+    }
+    report = compress(parse_recipe(recipe), tmp_path)
+    arts = {a["layout"]: tmp_path / a["path"] for a in report["artifacts"] if a["precision"] == "int8"}
+    for layout, path in arts.items():
+        proto = onnx.load(str(path), load_external_data=False)
+        dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+        assert dims["input_ids"] == ["batch", "sequence"], (layout, dims)
+        assert (path.parent / "tokenizer.json").exists()
+    assert run_cli("check-qdq", str(arts["tensorrt"])).exit_code == 0
+    m = report["stages"][0]["metrics"]
+    assert m["parity"]["tensorrt"]["max_abs_diff"] < 0.05

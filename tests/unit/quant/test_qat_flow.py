@@ -1,0 +1,120 @@
+"""The QAT building blocks on tiny_cnn and real Fashion-MNIST images: prepare -> calibrate -> convert ->
+export (tensorrt layout) -> derived onnxruntime layout, sensitivity and fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchao")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from edgetl.data.datasets import load_data
+    from edgetl.models.base import to_torch
+    from edgetl.models.zoo import load_source
+    from edgetl.recipe.schema import DataConfig, ModelConfig
+
+    torch.manual_seed(0)
+    data = load_data(DataConfig(name="fashion_mnist", train_limit=64, eval_limit=64))
+    model = load_source(ModelConfig(source="tiny_cnn", pretrained=False), "image", data.label_names)
+    enc = model.encoder()
+    batches = [to_torch(enc(data.train.inputs[i : i + 16])) for i in range(0, 64, 16)]
+    return model, data, batches, to_torch(enc(data.train.inputs[:2]))
+
+
+@pytest.fixture(scope="module")
+def calibrated(setup):
+    from edgetl.quant import calibrate as cal
+    from edgetl.quant import qat
+
+    model, data, batches, example = setup
+    gm, quantizer = qat.prepare(model, example)
+    cal.calibrate(gm, batches, "max")
+    return gm, quantizer
+
+
+def test_quantizer_follows_tensorrt_rules_in_torch(setup, calibrated):
+    from edgetl.quant.calibrate import fake_quants
+    from edgetl.quant.sensitivity import sqnr_db
+
+    model, data, batches, _ = setup
+    gm, quantizer = calibrated
+    assert quantizer.annotated_layers == ["stem.0", "block.0", "block.3", "dw.0", "dw.3", "head"]
+    acts, weights = fake_quants(gm)
+    assert len(weights) == 6
+    for fq in list(acts.values()) + list(weights.values()):
+        assert torch.all(fq.zero_point == 0)
+    assert all(fq.scale.numel() > 1 and fq.ch_axis == 0 for fq in weights.values())
+    assert all(fq.scale.numel() == 1 and not fq.observer_enabled[0] for fq in acts.values())  # frozen ranges
+    with torch.no_grad():
+        ref = model.module(**batches[0]).numpy()
+        out = gm(**batches[0]).numpy()
+    assert 10 < sqnr_db(ref, out) < 80  # quantized (not identical), but close to the float model
+
+
+def test_export_both_layouts(setup, calibrated, tmp_path):
+    import copy
+
+    from onnxruntime.quantization import QuantType
+
+    from edgetl.backends.onnxruntime import make_session
+    from edgetl.quant import qat
+    from edgetl.quant.check_qdq import check_qdq
+    from edgetl.quant.layouts import derive_onnxruntime, export_converted, strip_qdq
+
+    model, data, batches, example = setup
+    gm = copy.deepcopy(calibrated[0])
+    with torch.no_grad():
+        fq_logits = gm(**batches[1]).numpy()
+        converted = qat.convert(gm)
+    trt = tmp_path / "trt.onnx"
+    info = export_converted(converted, example, trt, "image")
+    assert info["opset"] >= 13
+    proto = onnx.load(str(trt))
+    assert [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim][0] == "batch"
+    assert proto.graph.output[0].name == "logits"
+    assert check_qdq(trt) == []
+    x = batches[1]["pixel_values"].numpy()
+    got = make_session(trt).run(None, {"pixel_values": x})[0]  # batch 16 though exported at 2: dynamic
+    assert np.abs(got - fq_logits).max() < 1e-4
+
+    stripped = strip_qdq(trt)
+    assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in stripped.model.graph.node)
+    assert len(stripped.act_scales) == 6  # 5 conv/linear inputs (one shared) + the residual Add input
+    ort = tmp_path / "ort.onnx"
+    np_batches = [{k: v.numpy() for k, v in b.items()} for b in batches]
+    res = derive_onnxruntime(trt, ort, np_batches, task="image", op_types=None, activation_type=QuantType.QUInt8,
+                             weight_type=QuantType.QInt8, reduce_range=False)
+    assert res["trained_ranges"] == 6
+    ort_proto = onnx.load(str(ort))
+    assert check_qdq(ort_proto)  # ONNX Runtime's layout is not TensorRT's: u8, Q/DQ on outputs
+    # the trained activation scale of the network input is what ONNX Runtime's u8 grid uses
+    scale_in = stripped.act_scales["pixel_values"]
+    q_in = next(n for n in ort_proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "pixel_values")
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in ort_proto.graph.initializer}
+    # rmin/rmax = -128 s, 127 s on a u8 grid: (127 s + 128 s) / 255 = s, the trained scale itself
+    assert float(inits[q_in.input[1]]) == pytest.approx(scale_in, rel=1e-4)
+    got_ort = make_session(ort).run(None, {"pixel_values": x})[0]
+    assert (got_ort.argmax(-1) == fq_logits.argmax(-1)).mean() >= 0.9
+
+
+def test_sensitivity_and_fallback(setup, calibrated):
+    from edgetl.quant import qat
+    from edgetl.quant.sensitivity import choose_fallback, layer_sensitivity
+
+    model, data, batches, example = setup
+    gm = calibrated[0]
+    layers = qat.layers_of(gm)
+    rows = layer_sensitivity(gm, layers, batches[:1], mode="one_at_a_time", score="sqnr")
+    assert [r["rank"] for r in rows] == list(range(1, 7))
+    assert rows[0]["sqnr_db"] <= rows[-1]["sqnr_db"]
+    # a budget of 0 drop cannot be met by a random tiny net: every allowed layer falls back, in ranked order
+    fb = choose_fallback(gm, layers, rows, lambda m: -1.0, 1.0, 0.0, max_layers=2)
+    assert fb["float_layers"] == [rows[0]["layer"], rows[1]["layer"]]
+    assert fb["budget_met"] is False
+    gm2, quantizer = qat.prepare(model, example, set(fb["float_layers"]))
+    assert set(quantizer.annotated_layers) == {r["layer"] for r in rows} - set(fb["float_layers"])
