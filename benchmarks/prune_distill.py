@@ -128,7 +128,7 @@ def vision(args, runs: Path) -> dict[str, Any]:
         "pruned + KD recovery": runs / "vision-kd" / artifact(kd, "onnx_pruned")["path"],
         "pruned + plain recovery": runs / "vision-nokd" / artifact(nokd, "onnx_pruned")["path"],
     }
-    timing = time_all(files, "image", kd, args.iterations)
+    timing = time_all(files, "image", {"recipe": base}, args.iterations)
     pk, pn = stage_metrics(kd, "prune"), stage_metrics(nokd, "prune")
     rows = collect([
         ("baseline (unpruned)", kd, "onnx_base", {}),
@@ -147,7 +147,7 @@ def vision(args, runs: Path) -> dict[str, Any]:
     ]
     return {"rows": rows, "checks": checks, "timing_fingerprint": timing["fingerprint"],
             "prune_widths_changed": pk.get("widths_changed"), "prune_history": pk.get("history"),
-            "recipe": kd["recipe"], "seconds": {"kd_run": kd["_seconds"], "nokd_run": nokd["_seconds"]}}
+            "recipe": base, "seconds": {"kd_run": kd["_seconds"], "nokd_run": nokd["_seconds"]}}
 
 
 def text(args, runs: Path) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def text(args, runs: Path) -> dict[str, Any]:
         "50 % heads + KD": runs / "text-heads-kd" / artifact(hkd, "onnx_student")["path"],
         "50 % heads, no KD": runs / "text-heads-nokd" / artifact(hno, "onnx_student")["path"],
     }
-    timing = time_all(files, "text", l3kd, args.iterations)
+    timing = time_all(files, "text", {"recipe": base}, args.iterations)
     rows = collect([
         ("teacher (6 layers)", l3kd, "onnx_teacher", {}),
         ("3-layer student + KD", l3kd, "onnx_student", {}),
@@ -205,7 +205,7 @@ def text(args, runs: Path) -> dict[str, Any]:
          "value": by["50 % heads + KD"]["accuracy"] - by["50 % heads, no KD"]["accuracy"],
          "passed": by["50 % heads + KD"]["accuracy"] > by["50 % heads, no KD"]["accuracy"]},
     ]
-    return {"rows": rows, "checks": checks, "timing_fingerprint": timing["fingerprint"], "recipe": l3kd["recipe"],
+    return {"rows": rows, "checks": checks, "timing_fingerprint": timing["fingerprint"], "recipe": base,
             "seconds": {"l3_kd": l3kd["_seconds"], "l3_nokd": l3["_seconds"], "heads_kd": hkd["_seconds"],
                         "heads_nokd": hno["_seconds"]}}
 

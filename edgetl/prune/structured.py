@@ -96,12 +96,22 @@ class StructuredPruner:
         if head is not None:
             ignored_modules.append(head)
         for name in ignored:
-            try:
-                ignored_modules.append(module.get_submodule(name))
-            except AttributeError:
-                sample = [n for n, _ in module.named_modules() if n][:8]
-                raise RecipeError(f"ignored_layers: the model has no module {name!r}",
-                                  hint=f"use module names such as {', '.join(sample)}") from None
+            if any(c in name for c in "*?["):  # a glob over module names, e.g. features.*.conv.2
+                import fnmatch
+
+                found = [m for n, m in module.named_modules() if n and fnmatch.fnmatchcase(n, name)]
+                if found:
+                    ignored_modules += found
+                    continue
+            else:
+                try:
+                    ignored_modules.append(module.get_submodule(name))
+                    continue
+                except AttributeError:
+                    pass
+            sample = [n for n, _ in module.named_modules() if n][:8]
+            raise RecipeError(f"ignored_layers: the model has no module {name!r}",
+                              hint=f"use module names (globs allowed) such as {', '.join(sample)}")
         num_heads: dict[nn.Module, int] = {}
         self.is_transformer = model.task == "text"
         if self.is_transformer:

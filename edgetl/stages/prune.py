@@ -66,7 +66,8 @@ class PruneConfig(TrainingFields):
     max_layer_ratio: float = Field(
         0.9, gt=0, lt=1, description="Largest share of any one layer's channels that may be removed.")
     ignored_layers: list[str] = Field(
-        default_factory=list, description="Module names never pruned (the classification head always is).")
+        default_factory=list,
+        description="Module names never pruned (globs allowed: `features.*.conv.2`); the classification head never is.")
     heads: bool = Field(True, description="Transformers: prune whole attention heads.")
     ffn: bool = Field(True, description="Transformers: prune FFN (intermediate) neurons.")
     head_ratio: float | None = Field(

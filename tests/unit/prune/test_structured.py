@@ -103,3 +103,13 @@ def test_batchnorm_recalibration_matches_the_pruned_activations(tiny_cnn):
     torch.testing.assert_close(bn.running_mean, conv_out.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
     assert not torch.allclose(bn.running_mean, stale)
     assert bn.momentum == 0.1 and not tiny_cnn.module.training
+
+
+def test_ignored_layers_take_globs(tiny_cnn):
+    from edgetl.errors import RecipeError
+
+    StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=8, ignored=["d?.3"]).step()
+    widths = layer_widths(tiny_cnn.module)
+    assert widths["dw.3"] == 32 and widths["stem.0"] == 8  # the glob's match kept, the rest pruned
+    with pytest.raises(RecipeError, match="no module 'zz.*'"):
+        StructuredPruner(tiny_cnn, pruning_ratio=0.5, ignored=["zz.*"])
