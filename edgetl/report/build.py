@@ -63,6 +63,9 @@ def _pick_baseline_final(entries: list[dict[str, Any]]) -> tuple[str | None, str
     if not measured:
         last = entries[-1]["name"] if entries else None
         return baseline, last
+    # The tensorrt Q/DQ layout is made for TensorRT engines, not for the CPU runtime measured here: it is
+    # `final` only when nothing else was produced.
+    measured = [e for e in measured if e.get("layout") != "tensorrt"] or measured
     last_stage = measured[-1]["stage"]
     candidates = [e for e in measured if e["stage"] == last_stage]
     final = min(candidates, key=lambda e: e["latency_ms"]["p50"] if e["latency_ms"] else float("inf"))["name"]
