@@ -39,6 +39,7 @@ class Stripped:
     act_scales: dict[str, float] = field(default_factory=dict)  # tensor name -> trained per-tensor scale
     nonnegative: set[str] = field(default_factory=set)  # tensors produced by Relu / Clip(min >= 0)
     float_nodes: list[str] = field(default_factory=list)  # weighted nodes the QAT model kept in float
+    quantized_nodes: list[str] = field(default_factory=list)  # weighted nodes with Q/DQ on their inputs
 
 
 def export_converted(module, example_inputs: dict[str, Any], path: Path, task: str, max_sequence: int = 512
@@ -108,6 +109,7 @@ def strip_qdq(path: Path) -> Stripped:
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(path))
+    float_nodes = unquantized_weighted_nodes(model)  # before the nodes below are edited in place
     consts = _const(model)
     producers = {o: n for n in model.graph.node for o in n.output}
     rename: dict[str, str] = {}
@@ -157,6 +159,10 @@ def strip_qdq(path: Path) -> Stripped:
     used = {x for n in kept for x in n.input}
     inits = [t for t in model.graph.initializer if t.name in used] + [t for t in new_inits if t.name in used]
     graph = helper.make_graph(kept, model.graph.name, model.graph.input, model.graph.output, inits)
+    # keep the exporter's type/shape info: ONNX Runtime's quantizer only quantizes tensors it knows are float,
+    # and shape inference alone does not get through every exported transformer graph
+    produced = {o for n in kept for o in n.output}
+    graph.value_info.extend(v for v in model.graph.value_info if v.name in produced)
     stripped = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     out.model = stripped
     # which quantized tensors can never be negative (the u8 range then starts at 0)
@@ -169,12 +175,30 @@ def strip_qdq(path: Path) -> Stripped:
             lo = consts.get(p.input[1])
             if lo is not None and float(np.asarray(lo).reshape(-1)[0]) >= 0:
                 out.nonnegative.add(name)
-    # weighted ops with no dequantized input stayed float (sensitivity fallback)
-    dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    for n in model.graph.node:
-        if n.op_type in WEIGHTED_OPS and not any(x in dq_outputs for x in n.input):
-            out.float_nodes.append(n.name)
+    out.float_nodes = float_nodes
+    out.quantized_nodes = [n.name for n in model.graph.node
+                           if n.op_type in WEIGHTED_OPS and n.name not in float_nodes and _has_weight(n, consts, producers)]
     return out
+
+
+def _has_weight(node, consts, producers) -> bool:
+    for x in node.input[1:2]:
+        seen = x
+        while seen not in consts:
+            p = producers.get(seen)
+            if p is None or p.op_type not in (*PASS_THROUGH, "DequantizeLinear"):
+                return False
+            seen = p.input[0]
+        return True
+    return False
+
+
+def unquantized_weighted_nodes(model) -> list[str]:
+    """Conv/Gemm/MatMul nodes with a constant weight (possibly through DQ and shape-only ops) whose inputs carry
+    no Q/DQ: the layers a sensitivity fallback kept in float. Activation x activation MatMuls are not listed."""
+    from edgetl.quant.check_qdq import check_qdq
+
+    return [v.node for v in check_qdq(model) if v.rule == "unquantized"]
 
 
 def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[str, np.ndarray]], *, task: str,
@@ -195,15 +219,56 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         overrides[name] = [{"rmin": np.float32(lo), "rmax": np.float32(127.0 * s)}]  # numpy: ORT calls .dtype
     graph_inputs = {i.name for i in stripped.model.graph.input}
     batches = [{k: v for k, v in b.items() if k in graph_inputs} for b in calib_batches]
+    # text: quantize exactly the layers QAT trained (ONNX Runtime would also quantize the attention MatMuls,
+    # activation x activation, on calibrated ranges QAT never simulated); images: everything ONNX Runtime can,
+    # because its fast kernels need Q/DQ around Add/pooling too
+    nodes = stripped.quantized_nodes if task == "text" else None
     try:
         quantize_static(str(float_path), str(out_path), CalibrationReader(batches), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=op_types, per_channel=per_channel, reduce_range=reduce_range,
-                        activation_type=activation_type, weight_type=weight_type,
+                        activation_type=activation_type, weight_type=weight_type, nodes_to_quantize=nodes,
                         nodes_to_exclude=stripped.float_nodes or None, calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"TensorQuantOverrides": overrides})
     finally:
         float_path.unlink(missing_ok=True)
-    return {"trained_ranges": len(overrides), "float_nodes": stripped.float_nodes}
+    dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales)) if task == "text" else 0
+    return {"trained_ranges": len(overrides), "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
+            "quantized_nodes": len(stripped.quantized_nodes)}
+
+
+def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:
+    """Remove activation Q/DQ pairs on tensors QAT did not quantize (ONNX Runtime's quantizer adds them on every
+    MatMul/Gemm output, with calibrated ranges the trained model never saw). ONNX Runtime still fuses
+    DQ -> MatMul into an integer MatMul without them. Returns how many pairs went."""
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    outputs = {o.name for o in g.output}
+    rename, drop = {}, []
+    for q in g.node:
+        if q.op_type != "QuantizeLinear" or q.input[0] in trained or q.input[0] not in producer:
+            continue
+        dqs = consumers.get(q.output[0], [])
+        if not dqs or any(d.op_type != "DequantizeLinear" or d.output[0] in outputs for d in dqs):
+            continue
+        for d in dqs:
+            rename[d.output[0]] = q.input[0]
+        drop += [q, *dqs]
+    if not drop:
+        return 0
+    keep = [n for n in g.node if n not in drop]
+    for n in keep:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+    del g.node[:]
+    g.node.extend(keep)
+    onnx.save(model, str(path))
+    return len([n for n in drop if n.op_type == "QuantizeLinear"])
 
 
 def drop_misplaced_qdq(path: Path) -> int:

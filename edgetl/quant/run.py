@@ -101,6 +101,11 @@ def run_qat(stage, ctx, cfg) -> list:
     n_par = min(cfg.parity_samples, len(data.eval))
     parity_inputs = data.eval.inputs[:n_par]
     fq_logits = predict_logits(fq_model(prepared), parity_inputs, batch_size=32)
+    from edgetl.quant.parity import rounding_noise_floor
+
+    prepared.eval()  # (convert_pt2e below rewrites `prepared` in place: measure the floor first)
+    floor = rounding_noise_floor(prepared, model.encoder(), parity_inputs, fq_logits)
+    metrics["parity_noise_floor"] = floor
 
     # ---- convert + export
     trt_dir = ctx.work_dir / "onnx-tensorrt"
@@ -141,16 +146,21 @@ def run_qat(stage, ctx, cfg) -> list:
             continue
         res = _parity(paths[layout], model, parity_inputs, fq_logits)
         parity[layout] = res
-        need = cfg.min_agreement if layout == "tensorrt" else cfg.min_agreement_onnxruntime
-        res["min_agreement"] = need
-        log.info("parity %s: top-1 agreement %.4f, max |diff| %.3g", layout, res["top1_agreement"], res["max_abs_diff"])
-        res["atol"] = cfg.parity_atol
-        # a flip of a near-tie under float rounding is not a disagreement: fail only when the logits differ too
-        if res["top1_agreement"] < need and res["max_abs_diff"] > cfg.parity_atol:
+        # the gate never asks for more than the fake-quant model's own agreement under float rounding (minus
+        # one point): a flip the model itself makes when its input moves by 1e-6 is not an export error
+        need = min(cfg.min_agreement if layout == "tensorrt" else cfg.min_agreement_onnxruntime,
+                   floor["top1_agreement"] - 0.01)
+        atol = max(cfg.parity_atol, 2.0 * floor["max_abs_diff"])
+        res.update({"min_agreement": round(need, 4), "atol": atol})
+        log.info("parity %s: top-1 agreement %.4f, max |diff| %.3g (model's own rounding noise: agreement %.4f, "
+                 "max |diff| %.3g)", layout, res["top1_agreement"], res["max_abs_diff"], floor["top1_agreement"],
+                 floor["max_abs_diff"])
+        # fail only when top-1 disagrees AND the logits differ beyond rounding noise
+        if res["top1_agreement"] < need and res["max_abs_diff"] > atol:
             raise ExportError(
                 f"the {layout} INT8 ONNX disagrees with the fake-quant torch model on {res['samples']} eval examples: "
                 f"top-1 agreement {res['top1_agreement']:.4f} (needed {need}), max abs logit diff "
-                f"{res['max_abs_diff']:.3g} (allowed {cfg.parity_atol})", hint="lower `min_agreement` only if you accept the deployed model "
+                f"{res['max_abs_diff']:.3g} (allowed {atol:.3g})", hint="lower `min_agreement` only if you accept the deployed model "
                 "behaving differently from the one that was evaluated; otherwise report it as a bug")
     metrics["parity"] = parity
     from edgetl.runtime.meta import write_onnx_meta
