@@ -80,6 +80,19 @@ def load_teacher(ctx: StageContext, teacher: str | None, default: Any = None,
     return load_model(ctx.path_of(pick)), pick.name
 
 
+def logit_cache_path(ctx: StageContext, cfg: KDConfig | None, teacher: str) -> Path | None:
+    """Where `kd.cache` keeps the teacher's logits: keyed by the teacher (artifact sha256, else its name or
+    folder), the data and the model settings, so another teacher or dataset never reads stale logits."""
+    from edgetl.pipeline.artifacts import stable_hash
+
+    if cfg is None or not cfg.cache:
+        return None
+    art = ctx.artifacts.get(teacher)
+    key = stable_hash({"teacher": art.sha256 if art else teacher, "data": ctx.recipe.data.model_dump(mode="json"),
+                       "model": ctx.recipe.model.model_dump(mode="json")})[:16]
+    return ctx.run_dir / "cache" / f"teacher-logits-{key}.npz"
+
+
 @dataclass
 class KDSetup:
     teacher: Any

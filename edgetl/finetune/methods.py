@@ -39,7 +39,9 @@ def _under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress=None) -> Outcome:
+def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress=None,
+               teacher: EdgeModel | None = None, kd_cache: Any = None) -> Outcome:
+    """Train `model` in place by `cfg.method`; with `cfg.kd` and a `teacher`, KD terms join the loss."""
     head = head_name(model.module)
     fisher_loader = None
     if cfg.forgetting is not None and cfg.forgetting.fisher_data is not None:
@@ -50,11 +52,26 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
     terms, facts, cleanup = build_terms(forgetting, model, head, data.train, seed, fisher_loader)
     settings = cfg.settings(seed)
     common = {"augment": make_augment(cfg.augment), "progress": progress, "description": f"finetune {cfg.method}"}
+    kd = None
     try:
+        if getattr(cfg, "kd", None) is not None and teacher is not None:
+            from edgetl.distill.kd import build_kd
+
+            # built before LoRA/adapters wrap the model: hooks sit on the base modules, which peft keeps
+            kd = build_kd(cfg.kd, teacher, model, label_smoothing=settings.label_smoothing, cache_path=kd_cache,
+                          field_path="kd")
+            terms = [*terms, *kd.terms]
+            common["extra_params"] = [p for g in kd.param_groups(model)[1:] for p in g["params"]]
+            common["description"] += " + KD"
         run = {"full": _full, "linear_probe": _linear_probe, "lora": _lora, "adapter": _adapter}[cfg.method]
         outcome = run(cfg, model, data, settings, terms, common)
     finally:
         cleanup()
+        if kd is not None:
+            kd.close()
+    if kd is not None:
+        facts["kd"] = {"temperature": cfg.kd.temperature, "alpha": cfg.kd.alpha,
+                       "features": len(cfg.kd.features), "attention": cfg.kd.attention is not None, **kd.stats()}
     outcome.facts.update(facts)
     model.module.requires_grad_(True)  # later stages (pruning, QAT) get a plain, fully trainable model
     model.module.eval()

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from edgetl.distill.config import KDConfig
 from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import DataConfig, StageConfig, StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
@@ -126,6 +127,10 @@ class FinetuneConfig(TrainingFields):
     lora: LoraOptions = Field(default_factory=LoraOptions, description="method: lora options.")
     adapter: AdapterOptions = Field(default_factory=AdapterOptions, description="method: adapter options.")
     forgetting: ForgettingOptions | None = Field(None, description="Forgetting control (ewc or lwf), any method.")
+    kd: KDConfig | None = Field(
+        None, description="Distil from a teacher while fine-tuning, any method (logit, feature, attention KD). The "
+                          "teacher predicts the same labels: an earlier artifact (default: the newest fine-tuned one) "
+                          "or a saved edgetl model folder, e.g. a bigger model fine-tuned by another recipe.")
 
     @field_validator("unfreeze")
     @classmethod
@@ -178,6 +183,16 @@ class FinetuneStage(Stage):
                 out.append(f"{self.field('forgetting.fisher_data.name')}: {f.fisher_data.name} is "
                            f"{TASKS[f.fisher_data.name]} data but the recipe's data is {plan.task}")
             out += [f"{self.field('forgetting.fisher_data')}.{p}" for p in data_problems(f.fisher_data)]
+        if cfg.kd is not None:
+            from edgetl.distill.kd import earlier_artifact_names, teacher_problems
+
+            out += teacher_problems(cfg.kd.teacher, recipe, self.index, self.field("kd.teacher"))
+            if cfg.kd.teacher is None and not earlier_artifact_names(recipe, self.index):
+                out.append(f"{self.field('kd.teacher')}: no earlier stage gives a teacher; set kd.teacher to a "
+                           "saved edgetl model folder fine-tuned on the same labels (e.g. runs/NAME/stages/.../model)")
+            if cfg.kd.attention and plan.task == "image" and not cfg.kd.attention.layers:
+                out.append(f"{self.field('kd.attention.layers')}: attention transfer on an image model needs layer "
+                           "pairs, e.g. [{student: features.13, teacher: features.13}]")
         needs_arch = (cfg.unfreeze or cfg.lr_groups or (cfg.method == "lora" and cfg.lora.targets)
                       or (cfg.method == "adapter" and cfg.adapter.targets))
         if needs_arch:
@@ -211,6 +226,7 @@ class FinetuneStage(Stage):
         return out
 
     def execute(self, ctx: StageContext) -> list[Artifact]:
+        from edgetl.distill.kd import load_teacher, logit_cache_path
         from edgetl.finetune.methods import run_method
         from edgetl.models.base import save_model
         from edgetl.train.loop import evaluate, seed_everything
@@ -221,7 +237,13 @@ class FinetuneStage(Stage):
         model, parent = ctx.current_model()
         data = ctx.data()
         before = evaluate(model, data.eval)
-        outcome = run_method(cfg, model, data, seed, progress=ctx.progress)
+        teacher = teacher_name = None
+        if cfg.kd is not None:
+            teacher, teacher_name = load_teacher(ctx, cfg.kd.teacher)
+        outcome = run_method(cfg, model, data, seed, progress=ctx.progress, teacher=teacher,
+                             kd_cache=logit_cache_path(ctx, cfg.kd, teacher_name or ""))
+        if teacher_name is not None:
+            outcome.facts.setdefault("kd", {})["teacher"] = teacher_name
         result = outcome.result
         total = model.parameter_count()
         trainable = outcome.trainable
@@ -238,5 +260,6 @@ class FinetuneStage(Stage):
             self.artifact_name, "pytorch", "fp32", "model", parent=parent,
             metrics={"accuracy": result.best_accuracy, "accuracy_source": "torch eval during training"},
             info={"params": total, "trainable_params": trainable, "total_params": total, "method": cfg.method,
-                  "trainable_percent": pct, "best_epoch": result.best_epoch, "train_seconds": result.seconds},
+                  "trainable_percent": pct, "best_epoch": result.best_epoch, "train_seconds": result.seconds,
+                  **({"kd_teacher": teacher_name} if teacher_name else {})},
         )]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from edgetl.distill.config import KDConfig
-from edgetl.pipeline.artifacts import Artifact, stable_hash
+from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
 from edgetl.stages.finetune import TrainingFields
@@ -313,14 +313,12 @@ class PruneStage(Stage):
         return [art]
 
     def _cache_path(self, ctx: StageContext, parent: str | None):
+        from edgetl.distill.kd import logit_cache_path
+
         cfg: PruneConfig = self.config  # type: ignore[assignment]
-        if cfg.kd is None or not cfg.kd.cache:
+        if cfg.kd is None:
             return None
-        art = ctx.artifacts.get(cfg.kd.teacher or parent or "")
-        ident = art.sha256 if art else (cfg.kd.teacher or ctx.recipe.model.source)
-        key = stable_hash({"teacher": ident, "data": ctx.recipe.data.model_dump(mode="json"),
-                           "model": ctx.recipe.model.model_dump(mode="json")})[:16]
-        return ctx.run_dir / "cache" / f"teacher-logits-{key}.npz"
+        return logit_cache_path(ctx, cfg.kd, cfg.kd.teacher or parent or ctx.recipe.model.source)
 
     @staticmethod
     def _check_reload(model, folder, data) -> None:

@@ -104,6 +104,7 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 class Trainer:
     def __init__(self, model: EdgeModel, train: Split, eval_split: Split, settings: TrainSettings, *,
                  param_groups: list[dict[str, Any]] | None = None, extra_losses: Iterable[LossTerm] = (),
+                 extra_params: Iterable[nn.Parameter] = (),
                  augment: Callable[[Any, np.random.Generator], Any] | None = None,
                  on_epoch_start: Callable[[int], None] | None = None,
                  train_mode: Callable[[nn.Module], None] | None = None, progress=None, description: str = "train"):
@@ -113,6 +114,7 @@ class Trainer:
         self.s = settings
         self.param_groups = param_groups
         self.extra_losses = list(extra_losses)
+        self.extra_params = list(extra_params)  # trained too, outside the model (e.g. KD projectors)
         self.augment = augment
         self.on_epoch_start = on_epoch_start
         self.train_mode = train_mode or (lambda m: m.train())
@@ -124,6 +126,8 @@ class Trainer:
         if groups is None:
             params = [p for p in self.model.module.parameters() if p.requires_grad]
             groups = [{"params": params}]
+        if self.extra_params:
+            groups = [*groups, {"params": self.extra_params}]
         return torch.optim.AdamW(groups, lr=self.s.lr, weight_decay=self.s.weight_decay)
 
     def fit(self) -> TrainResult:
