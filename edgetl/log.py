@@ -17,3 +17,7 @@ def setup_logging(verbose: bool = False) -> None:
     # Libraries we call are chatty at INFO; keep them to warnings unless asked.
     for noisy in ("transformers", "torch", "onnxruntime", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # torchao (imported by transformers and by QAT) warns per missing CUDA kernel library on CPU-only installs,
+    # and torch warns about torchao's enum registrations: irrelevant to PT2E QAT, and they read like failures
+    for noisy in ("torchao", "torch.utils._pytree", "torch.onnx"):  # (+ "torchvision is not installed. Skipping")
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)

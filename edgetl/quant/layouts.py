@@ -223,6 +223,11 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
     # activation x activation, on calibrated ranges QAT never simulated); images: everything ONNX Runtime can,
     # because its fast kernels need Q/DQ around Add/pooling too
     nodes = stripped.quantized_nodes if task == "text" else None
+    root = logging.getLogger()
+    level = root.level
+    # ONNX Runtime warns on the root logger that the model was not pre-processed: this float graph is the
+    # exporter's own, already optimized, with its shapes kept on purpose (see strip_qdq)
+    root.setLevel(logging.ERROR)
     try:
         quantize_static(str(float_path), str(out_path), CalibrationReader(batches), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=op_types, per_channel=per_channel, reduce_range=reduce_range,
@@ -230,10 +235,45 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
                         nodes_to_exclude=stripped.float_nodes or None, calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"TensorQuantOverrides": overrides})
     finally:
+        root.setLevel(level)
         float_path.unlink(missing_ok=True)
-    dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales)) if task == "text" else 0
+    dropped = rewired = 0
+    if task == "text":
+        dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
+        rewired = float_side_consumers(out_path)
     return {"trained_ranges": len(overrides), "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
-            "quantized_nodes": len(stripped.quantized_nodes)}
+            "float_consumers_restored": rewired, "quantized_nodes": len(stripped.quantized_nodes)}
+
+
+def float_side_consumers(path: Path) -> int:
+    """Give the float tensor back to consumers that QAT never quantized. ONNX Runtime's quantizer points *every*
+    consumer of a quantized tensor at its DequantizeLinear output; in a transformer that includes the residual Add
+    beside Q/K/V (LayerNorm output -> Q/DQ -> MatMul, but also -> Add), so the residual stream gets rounded
+    although the trained (fake-quant) model kept it float. Measured on MiniLM-L6: 96 % top-1 agreement with the
+    fake-quant model before this, against 99.6 % for the tensorrt layout. Only weighted ops (and shape-only ops in
+    front of them) keep reading the DequantizeLinear output. Returns how many inputs were rewired."""
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consts = {i.name for i in g.initializer}
+    rewired = 0
+    for n in g.node:
+        if n.op_type in WEIGHTED_OPS or n.op_type in PASS_THROUGH or n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for k, x in enumerate(n.input):
+            dq = producer.get(x)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
+                continue
+            q = producer.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            n.input[k] = q.input[0]
+            rewired += 1
+    if rewired:
+        onnx.save(model, str(path))
+    return rewired
 
 
 def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:

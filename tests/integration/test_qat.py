@@ -111,3 +111,14 @@ def test_text_qat_keeps_named_dynamic_axes(tmp_path):
     assert run_cli("check-qdq", str(arts["tensorrt"])).exit_code == 0
     m = report["stages"][0]["metrics"]
     assert m["parity"]["tensorrt"]["max_abs_diff"] < 0.05
+    # the onnxruntime layout rounds only what QAT rounded: residual Adds read the float LayerNorm output, not
+    # ONNX Runtime's DequantizeLinear of it (that once cost 4 points of agreement on MiniLM-L6)
+    proto = onnx.load(str(arts["onnxruntime"]))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    consts = {t.name for t in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type in ("Add", "LayerNormalization", "SkipLayerNormalization", "Softmax"):
+            for x in n.input:
+                p = producer.get(x)
+                assert p is None or p.op_type != "DequantizeLinear" or p.input[0] in consts, (n.name, x)
+    assert m["parity"]["onnxruntime"]["top1_agreement"] >= 0.95
