@@ -39,11 +39,13 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
                 lines.append(f"| {r['rank']} | {r['layer']} | {r['op']} | {r[key]} |")
         fb = m.get("fallback")
         if fb:
-            last = fb["steps"][-1]
+            final_drop = fb["float_accuracy"] - fb.get("accuracy", fb["steps"][-1]["accuracy"])
+            tried = [s["layer"] for s in fb["steps"][1:] if not s.get("kept", True)]
             lines.append(f"\nFallback (budget: drop <= {fb['max_accuracy_drop']}): kept in float "
                          f"{', '.join(fb['float_layers']) or 'nothing'}; fake-quant drop before QAT "
-                         f"{fb['steps'][0]['drop']:.4f} -> {last['drop']:.4f} on {fb['samples']} examples "
-                         f"({'met' if fb['budget_met'] else 'NOT met'}).")
+                         f"{fb['steps'][0]['drop']:.4f} -> {final_drop:.4f} on {fb['samples']} examples "
+                         f"({'met' if fb['budget_met'] else 'NOT met'})"
+                         + (f"; tried and left INT8 (no gain): {', '.join(tried)}" if tried else "") + ".")
             lat = fb.get("latency_ms")
             if lat:
                 lines.append(f"Latency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "

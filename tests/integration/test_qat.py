@@ -85,7 +85,8 @@ def test_parity_sensitivity_and_fallback_are_recorded(vision_run):
     table = m["sensitivity"]["table"]
     assert [r["rank"] for r in table] == list(range(1, len(table) + 1)) and len(table) == 6
     fb = m["fallback"]
-    assert fb["float_layers"] == [table[0]["layer"]]
+    assert len(fb["float_layers"]) == 1 and fb["float_layers"][0] in {r["layer"] for r in table[:2]}
+    assert fb["accuracy"] > fb["steps"][0]["accuracy"]  # a layer stays float only if it helped
     assert fb["latency_ms"]["all_int8"] > 0 and fb["latency_ms"]["with_fallback"] > 0
     assert m["check_qdq_tensorrt"]["violations"] == 0 and len(m["check_qdq_tensorrt"]["float_nodes"]) == 1
     assert m["steps"] == 4 and m["kd"] == "float"

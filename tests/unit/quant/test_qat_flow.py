@@ -112,9 +112,16 @@ def test_sensitivity_and_fallback(setup, calibrated):
     rows = layer_sensitivity(gm, layers, batches[:1], mode="one_at_a_time", score="sqnr")
     assert [r["rank"] for r in rows] == list(range(1, 7))
     assert rows[0]["sqnr_db"] <= rows[-1]["sqnr_db"]
-    # a budget of 0 drop cannot be met by a random tiny net: every allowed layer falls back, in ranked order
-    fb = choose_fallback(gm, layers, rows, lambda m: -1.0, 1.0, 0.0, max_layers=2)
-    assert fb["float_layers"] == [rows[0]["layer"], rows[1]["layer"]]
-    assert fb["budget_met"] is False
+    # only the second-ranked layer helps "accuracy" here: the first goes back to INT8, the second stays float,
+    # the search stops after 2 x max_layers = 4 tries, and a budget of 0 drop is reported as not met
+    helps = next(layer for layer in layers if layer.name == rows[1]["layer"])
+
+    def accuracy(m):
+        return 0.5 if int(m.get_submodule(helps.weight).fake_quant_enabled[0]) == 0 else 0.25
+
+    fb = choose_fallback(gm, layers, rows, accuracy, 1.0, 0.0, max_layers=2)
+    assert fb["float_layers"] == [rows[1]["layer"]]
+    assert [s.get("kept") for s in fb["steps"][1:]] == [False, True, False, False]
+    assert fb["budget_met"] is False and fb["accuracy"] == 0.5
     gm2, quantizer = qat.prepare(model, example, set(fb["float_layers"]))
     assert set(quantizer.annotated_layers) == {r["layer"] for r in rows} - set(fb["float_layers"])
