@@ -290,6 +290,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "| check | value | result |", "|---|---|---|"]
         for c in res["checks"]:
             lines.append(f"| {c['check']} | {c['value']:.4f} | {'pass' if c['passed'] else '**FAIL**'} |")
+        n = r0["data"].get("eval_limit")
+        if n:  # how big an accuracy difference one run can resolve: one standard error of an accuracy on n examples
+            p = res["rows"][0]["accuracy"]
+            lines += ["", f"One standard error of an accuracy on {n} eval examples is {(p * (1 - p) / n) ** 0.5:.4f}: "
+                          "accuracy differences smaller than that (\"KD beats no KD\" included) are within noise."]
         lines.append("")
     lines.append("![accuracy vs latency](accuracy_vs_latency.png)")
     return "\n".join(lines) + "\n"

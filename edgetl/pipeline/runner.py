@@ -121,7 +121,8 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
             work.mkdir()
             ctx = StageContext(recipe=recipe, run_dir=out_dir, stage_id=stage_id, work_dir=work,
                                final_rel=f"stages/{dirname}", artifacts=dict(artifacts),
-                               data_loader=data_loader, source_loader=source_loader, progress=progress)
+                               data_loader=data_loader, source_loader=source_loader, progress=progress,
+                               records=list(records))
             t0 = time.perf_counter()
             try:
                 produced = stage.run(ctx)

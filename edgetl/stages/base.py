@@ -36,13 +36,15 @@ class StageContext:
     """What a running stage sees: the recipe, earlier artifacts, data, and where to write."""
 
     def __init__(self, *, recipe: RecipeBase, run_dir: Path, stage_id: str, work_dir: Path, final_rel: str,
-                 artifacts: dict[str, Artifact], data_loader, source_loader, progress=None):
+                 artifacts: dict[str, Artifact], data_loader, source_loader, progress=None,
+                 records: list[Any] | None = None):
         self.recipe = recipe
         self.run_dir = run_dir
         self.stage_id = stage_id
         self.work_dir = work_dir  # physical folder the stage writes into (renamed into place when done)
         self.final_rel = final_rel  # where work_dir ends up, relative to run_dir
         self.artifacts = artifacts
+        self.records = list(records or [])  # the runner's StageRecords of the stages before this one
         self._data_loader = data_loader
         self._source_loader = source_loader
         self.progress = progress

@@ -7,9 +7,8 @@ Accuracy and latency come from the earlier stages' own results, arranged exactly
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -30,28 +29,6 @@ class BundleConfig(StageConfig):
         "the newest one, plus the newest FP32 model)."
     )
     engines: bool = Field(True, description="Include TensorRT engines built by earlier `build_engine` stages.")
-
-
-def previous_records(ctx: StageContext, upto: int) -> list[Any]:
-    """The finished stages before this one, read from their result.json. Their folders are found by the
-    runner's own content key (root key -> hash of type + config, stage after stage)."""
-    from edgetl.pipeline.artifacts import stable_hash
-    from edgetl.pipeline.runner import StageRecord, build_stages, root_key
-
-    records = []
-    key = root_key(ctx.recipe)
-    for stage in build_stages(ctx.recipe)[:upto]:
-        key = stable_hash({"prev": key, "type": stage.type, "config": stage.config.model_dump(mode="json")})
-        rel = f"stages/{stage.index:02d}-{stage.type}-{key[:12]}"
-        result_file = ctx.run_dir / rel / "result.json"
-        if not result_file.is_file():
-            log.warning("bundle: no result for stage %d (%s) at %s; its measurements are left out", stage.index,
-                        stage.type, rel)
-            continue
-        r = json.loads(result_file.read_text())
-        records.append(StageRecord(r["index"], r["type"], r["id"], r["key"], rel, "reused", r["seconds"],
-                                   [a["name"] for a in r["artifacts"]], r["metrics"]))
-    return records
 
 
 def _lineage(artifacts: dict[str, Artifact], name: str) -> list[str]:
@@ -78,8 +55,7 @@ class BundleStage(Stage):
         from edgetl.report.build import build_report
 
         cfg: BundleConfig = self.config  # type: ignore[assignment]
-        records = previous_records(ctx, self.index)
-        report = build_report(ctx.recipe, ctx.artifacts, records)
+        report = build_report(ctx.recipe, ctx.artifacts, ctx.records)
         artifacts = [{**a.to_dict(), "lineage": _lineage(ctx.artifacts, a.name)} for a in ctx.artifacts.values()]
         manifest = assemble(ctx.run_dir, ctx.work_dir / "bundle", run_name=ctx.recipe.name, artifacts=artifacts,
                             report=report, environment=environment(), names=cfg.artifacts, engines=cfg.engines,
