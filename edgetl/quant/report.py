@@ -18,7 +18,9 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
         lines.append(f"Calibration `{m.get('calibration')}` on {m.get('calibration_samples')} examples; float accuracy "
                      f"{m.get('float_eval_accuracy', float('nan')):.4f}, fake-quant after calibration "
                      f"{m.get('fake_quant_accuracy_calibrated', float('nan')):.4f}, after QAT "
-                     f"{m.get('best_eval_accuracy', float('nan')):.4f} ({m.get('steps')} steps, KD: {m.get('kd')}).")
+                     f"{m.get('best_eval_accuracy', float('nan')):.4f} ({m.get('steps')} steps, KD: {m.get('kd')})"
+                     + ("; training lowered it, so the calibrated model was exported" if m.get("kept") == "calibrated"
+                        else "") + ".")
         parity = m.get("parity") or {}
         if parity:
             lines += ["", "| layout | top-1 agreement with fake-quant torch | max abs logit diff | examples |",

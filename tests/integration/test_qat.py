@@ -90,6 +90,8 @@ def test_parity_sensitivity_and_fallback_are_recorded(vision_run):
     assert fb["latency_ms"]["all_int8"] > 0 and fb["latency_ms"]["with_fallback"] > 0
     assert m["check_qdq_tensorrt"]["violations"] == 0 and len(m["check_qdq_tensorrt"]["float_nodes"]) == 1
     assert m["steps"] == 4 and m["kd"] == "float"
+    # QAT training that lowers eval accuracy is not kept: the calibrated ("epoch 0") model is exported instead
+    assert (m["kept"] == "calibrated") == (m["best_eval_accuracy"] < m["fake_quant_accuracy_calibrated"])
 
 
 def test_text_qat_keeps_named_dynamic_axes(tmp_path):
