@@ -113,14 +113,20 @@ def collect(rows_spec, timing, base_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def vision(args, runs: Path) -> dict[str, Any]:
+def base_recipe(name: str, args) -> dict[str, Any]:
+    """recipes/NAME.yaml as a dict, with the command line's --train-limit / --eval-limit applied."""
     from edgetl.recipe.load import read_yaml
 
-    base = read_yaml(ROOT / "recipes" / "vision-prune-kd.yaml")
+    base = read_yaml(ROOT / "recipes" / f"{name}.yaml")
     if args.train_limit:
         base["data"]["train_limit"] = args.train_limit
     if args.eval_limit:
         base["data"]["eval_limit"] = args.eval_limit
+    return base
+
+
+def vision(args, runs: Path) -> dict[str, Any]:
+    base = base_recipe("vision-prune-kd", args)
     kd = run_variant(base, lambda d: None, runs / "vision-kd", None, 0)
     nokd = run_variant(base, lambda d: d["stages"][2].update(kd=None), runs / "vision-nokd", runs / "vision-kd", 2)
     files = {
@@ -151,13 +157,7 @@ def vision(args, runs: Path) -> dict[str, Any]:
 
 
 def text(args, runs: Path) -> dict[str, Any]:
-    from edgetl.recipe.load import read_yaml
-
-    base = read_yaml(ROOT / "recipes" / "text-distill.yaml")
-    if args.train_limit:
-        base["data"]["train_limit"] = args.train_limit
-    if args.eval_limit:
-        base["data"]["eval_limit"] = args.eval_limit
+    base = base_recipe("text-distill", args)
     distill_stage = copy.deepcopy(base["stages"][2])
     prune_stage = {"type": "prune", "name": "heads50", "target": {"ratio": 0.5}, "ffn": False, "heads": True,
                    "epochs": distill_stage.get("epochs", 1), "batch_size": 32, "lr": 5e-5,

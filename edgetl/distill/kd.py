@@ -52,6 +52,23 @@ def teacher_problems(teacher: str | None, recipe: Any, index: int, field_path: s
             "nor a saved edgetl model folder; name an earlier stage's artifact (e.g. finetuned) or a model folder"]
 
 
+def kd_problems(kd: KDConfig, recipe: Any, index: int, field_path: str, task: str, *,
+                default_from_earlier: bool) -> list[str]:
+    """Static checks of a stage's `kd:` block. `default_from_earlier`: without `kd.teacher` the stage takes an
+    earlier stage's PyTorch model (finetune, distill), so one must exist; prune defaults to its own input."""
+    problems = teacher_problems(kd.teacher, recipe, index, f"{field_path}.teacher")
+    if default_from_earlier and kd.teacher is None:
+        models = [n for n, t in earlier_artifact_names(recipe, index) if t not in ("export", "quantize", "benchmark")]
+        if not models:
+            problems.append(f"{field_path}.teacher: no earlier stage gives a teacher (a PyTorch model): put a "
+                            "`finetune` stage before this one, or set kd.teacher to a saved edgetl model folder "
+                            "fine-tuned on the same labels")
+    if kd.attention and task == "image" and not kd.attention.layers:
+        problems.append(f"{field_path}.attention.layers: attention transfer on an image model needs layer pairs, "
+                        "e.g. [{student: features.13, teacher: features.13}]")
+    return problems
+
+
 def load_teacher(ctx: StageContext, teacher: str | None, default: Any = None,
                  default_name: str = "(model before this stage)") -> tuple[EdgeModel, str]:
     """The teacher named by `kd.teacher` (artifact name or folder), else `default` (an EdgeModel or a
@@ -99,9 +116,13 @@ class KDSetup:
     terms: list[Any]
     modules: list[Any] = field(default_factory=list)  # hold projectors and hooks
 
+    def projector_params(self) -> list[Any]:
+        """Parameters the KD terms train besides the student (feature-KD projectors)."""
+        return [p for m in self.modules if hasattr(m, "projectors") for p in m.projectors.parameters()]
+
     def param_groups(self, student: EdgeModel) -> list[dict[str, Any]]:
         groups = [{"params": [p for p in student.module.parameters() if p.requires_grad]}]
-        extra = [p for m in self.modules if hasattr(m, "projectors") for p in m.projectors.parameters()]
+        extra = self.projector_params()
         if extra:
             groups.append({"params": extra})
         return groups

@@ -61,7 +61,7 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
             kd = build_kd(cfg.kd, teacher, model, label_smoothing=settings.label_smoothing, cache_path=kd_cache,
                           field_path="kd")
             terms = [*terms, *kd.terms]
-            common["extra_params"] = [p for g in kd.param_groups(model)[1:] for p in g["params"]]
+            common["extra_params"] = kd.projector_params()
             common["description"] += " + KD"
         run = {"full": _full, "linear_probe": _linear_probe, "lora": _lora, "adapter": _adapter}[cfg.method]
         outcome = run(cfg, model, data, settings, terms, common)

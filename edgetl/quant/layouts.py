@@ -256,7 +256,7 @@ def float_side_consumers(path: Path) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
+    producer, _ = _graph_index(g)
     consts = {i.name for i in g.initializer}
     rewired = 0
     for n in g.node:
@@ -276,6 +276,25 @@ def float_side_consumers(path: Path) -> int:
     return rewired
 
 
+def _graph_index(g) -> tuple[dict[str, Any], dict[str, list]]:
+    """producer of each tensor, and the nodes consuming it."""
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    return producer, consumers
+
+
+def _remove_nodes(g, drop: list, rename: dict[str, str]) -> None:
+    """Delete `drop` from the graph and point the remaining inputs at `rename`'s targets."""
+    keep = [n for n in g.node if n not in drop]
+    for n in keep:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+    del g.node[:]
+    g.node.extend(keep)
+
+
 def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:
     """Remove activation Q/DQ pairs on tensors QAT did not quantize (ONNX Runtime's quantizer adds them on every
     MatMul/Gemm output, with calibrated ranges the trained model never saw). ONNX Runtime still fuses
@@ -284,11 +303,7 @@ def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    producer, consumers = _graph_index(g)
     outputs = {o.name for o in g.output}
     rename, drop = {}, []
     for q in g.node:
@@ -302,11 +317,7 @@ def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:
         drop += [q, *dqs]
     if not drop:
         return 0
-    keep = [n for n in g.node if n not in drop]
-    for n in keep:
-        n.input[:] = [rename.get(x, x) for x in n.input]
-    del g.node[:]
-    g.node.extend(keep)
+    _remove_nodes(g, drop, rename)
     onnx.save(model, str(path))
     return len([n for n in drop if n.op_type == "QuantizeLinear"])
 
@@ -322,11 +333,7 @@ def drop_misplaced_qdq(path: Path) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    producer, consumers = _graph_index(g)
     outputs = {o.name for o in g.output}
 
     def feeds_placement(name: str) -> bool:
@@ -360,10 +367,6 @@ def drop_misplaced_qdq(path: Path) -> int:
     if not drop:
         return 0
     dropped = len([n for n in drop if n.op_type == "DequantizeLinear"])
-    keep = [n for n in g.node if n not in drop]
-    for n in keep:
-        n.input[:] = [rename.get(x, x) for x in n.input]
-    del g.node[:]
-    g.node.extend(keep)
+    _remove_nodes(g, drop, rename)
     onnx.save(model, str(path))
     return dropped

@@ -54,15 +54,11 @@ class DistillStage(Stage):
     default_name = "distilled"
 
     def problems(self, plan: PlanState, recipe) -> list[str]:
-        from edgetl.distill.kd import earlier_artifact_names, teacher_problems
+        from edgetl.distill.kd import kd_problems
         from edgetl.models.zoo import ZOO
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
-        problems = teacher_problems(cfg.kd.teacher, recipe, self.index, self.field("kd.teacher"))
-        earlier = [n for n, t in earlier_artifact_names(recipe, self.index) if t not in ("export", "quantize", "benchmark")]
-        if cfg.kd.teacher is None and not earlier:
-            problems.append(f"{self.field('kd.teacher')}: no earlier model to be the teacher: put a `finetune` stage "
-                            "before distill, or set kd.teacher to a saved model folder")
+        problems = kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=True)
         if cfg.keep_layers is not None and plan.task != "text":
             problems.append(f"{self.field('keep_layers')}: layer dropping applies to transformers; for image "
                             "models use student_model (e.g. mobilenet_v2)")
@@ -76,9 +72,6 @@ class DistillStage(Stage):
                                 f"data is {plan.task}")
             elif entry.task == "text" and cfg.student_model not in ("minilm_l6", "tiny_bert"):
                 problems.append(f"{self.field('student_model')}: text students must share the teacher's tokenizer")
-        if cfg.kd.attention and plan.task == "image" and not cfg.kd.attention.layers:
-            problems.append(f"{self.field('kd.attention.layers')}: attention transfer on an image model needs "
-                            "layer pairs, e.g. [{student: features.13, teacher: features.13}]")
         plan.available.append(("pytorch", "fp32"))
         return problems
 

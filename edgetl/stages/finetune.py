@@ -184,15 +184,9 @@ class FinetuneStage(Stage):
                            f"{TASKS[f.fisher_data.name]} data but the recipe's data is {plan.task}")
             out += [f"{self.field('forgetting.fisher_data')}.{p}" for p in data_problems(f.fisher_data)]
         if cfg.kd is not None:
-            from edgetl.distill.kd import earlier_artifact_names, teacher_problems
+            from edgetl.distill.kd import kd_problems
 
-            out += teacher_problems(cfg.kd.teacher, recipe, self.index, self.field("kd.teacher"))
-            if cfg.kd.teacher is None and not earlier_artifact_names(recipe, self.index):
-                out.append(f"{self.field('kd.teacher')}: no earlier stage gives a teacher; set kd.teacher to a "
-                           "saved edgetl model folder fine-tuned on the same labels (e.g. runs/NAME/stages/.../model)")
-            if cfg.kd.attention and plan.task == "image" and not cfg.kd.attention.layers:
-                out.append(f"{self.field('kd.attention.layers')}: attention transfer on an image model needs layer "
-                           "pairs, e.g. [{student: features.13, teacher: features.13}]")
+            out += kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=True)
         needs_arch = (cfg.unfreeze or cfg.lr_groups or (cfg.method == "lora" and cfg.lora.targets)
                       or (cfg.method == "adapter" and cfg.adapter.targets))
         if needs_arch:

@@ -96,7 +96,7 @@ class PruneStage(Stage):
     default_name = "pruned"
 
     def problems(self, plan: PlanState, recipe) -> list[str]:
-        from edgetl.distill.kd import teacher_problems
+        from edgetl.distill.kd import kd_problems
 
         cfg: PruneConfig = self.config  # type: ignore[assignment]
         problems = []
@@ -126,10 +126,7 @@ class PruneStage(Stage):
             if not cfg.recovery and cfg.step_recovery_steps == 0:
                 problems.append(f"{self.field('kd')}: KD applies to recovery training, which is off "
                                 "(recovery: false, step_recovery_steps: 0); enable recovery or drop kd")
-            problems += teacher_problems(cfg.kd.teacher, recipe, self.index, self.field("kd.teacher"))
-            if cfg.kd.attention and plan.task == "image" and not cfg.kd.attention.layers:
-                problems.append(f"{self.field('kd.attention.layers')}: attention transfer on an image model needs "
-                                "layer pairs, e.g. [{student: features.13, teacher: features.13}]")
+            problems += kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=False)
         plan.available.append(("pytorch", "fp32"))
         return problems
 
