@@ -78,6 +78,10 @@ def test_export_both_layouts(setup, calibrated, tmp_path):
     assert [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim][0] == "batch"
     assert proto.graph.output[0].name == "logits"
     assert check_qdq(trt) == []
+    # adaptive_avg_pool2d exports as GlobalAveragePool (ONNX Runtime has an NHWC int8 kernel for it; ReduceMean
+    # would cost a transpose of the last feature map back to NCHW)
+    assert [n.op_type for n in proto.graph.node if n.op_type in ("ReduceMean", "GlobalAveragePool")] == [
+        "GlobalAveragePool"]
     x = batches[1]["pixel_values"].numpy()
     got = make_session(trt).run(None, {"pixel_values": x})[0]  # batch 16 though exported at 2: dynamic
     assert np.abs(got - fq_logits).max() < 1e-4
@@ -100,6 +104,42 @@ def test_export_both_layouts(setup, calibrated, tmp_path):
     assert float(inits[q_in.input[1]]) == pytest.approx(scale_in, rel=1e-4)
     got_ort = make_session(ort).run(None, {"pixel_values": x})[0]
     assert (got_ort.argmax(-1) == fq_logits.argmax(-1)).mean() >= 0.9
+
+
+def test_fallback_layer_stays_float_inside_onnx_runtime(setup, tmp_path):
+    """A layer kept in float between INT8 layers must run in float: ONNX Runtime's optimizer would otherwise give
+    it per-tensor int8 weights of its own (DQ -> Conv with a float weight -> QLinearConv)."""
+    from onnxruntime.quantization import QuantType
+
+    from edgetl.backends.onnxruntime import make_session
+    from edgetl.quant import calibrate as cal
+    from edgetl.quant import qat
+    from edgetl.quant.layouts import derive_onnxruntime, export_converted
+
+    model, data, batches, example = setup
+    gm, quantizer = qat.prepare(model, example, {"dw.3"})
+    cal.calibrate(gm, batches, "max")
+    trt, ort = tmp_path / "trt.onnx", tmp_path / "ort.onnx"
+    with torch.no_grad():
+        fq_logits = gm(**batches[1]).numpy()
+        export_converted(qat.convert(gm), example, trt, "image")
+    res = derive_onnxruntime(trt, ort, [{k: v.numpy() for k, v in b.items()} for b in batches], task="image",
+                             op_types=None, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                             reduce_range=False)
+    assert res["float_nodes_shielded"] == 1
+    optimized = tmp_path / "optimized.onnx"
+    import onnxruntime
+
+    so = onnxruntime.SessionOptions()
+    so.optimized_model_filepath = str(optimized)
+    so.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # portable graph to read
+    x = batches[1]["pixel_values"].numpy()
+    onnxruntime.InferenceSession(str(ort), so, providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})
+    ops = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    assert ops.count("QLinearConv") == 4  # stem.0, block.0, block.3, dw.0; dw.3 is a float convolution
+    assert sum(op in ("Conv", "FusedConv") for op in ops) == 1
+    got = make_session(ort).run(None, {"pixel_values": x})[0]
+    assert (got.argmax(-1) == fq_logits.argmax(-1)).mean() >= 0.9
 
 
 def test_sensitivity_and_fallback(setup, calibrated):
