@@ -339,7 +339,7 @@ def shield_float_nodes(path: Path, float_nodes: list[str]) -> int:
     consts = _const(model)
     wanted = set(float_nodes)
     shielded = 0
-    for pos, node in enumerate(list(g.node)):
+    for node in list(g.node):
         if node.name not in wanted or not node.input:
             continue
         dq = producer.get(node.input[0])
