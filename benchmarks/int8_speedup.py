@@ -26,33 +26,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def kernel_time_us(path: Path, feed: dict, threads: int, runs: int) -> float:
-    """Mean per-run sum of node kernel times (us) from ONNX Runtime's profiler."""
+def kernel_times_us(paths: dict[str, Path], feed: dict, threads: int, runs: int, chunk: int = 20) -> dict[str, float]:
+    """Median per-run sum of node kernel times (us) from ONNX Runtime's profiler, the models run in interleaved
+    chunks (as the wall-clock rounds are) so that drift on a shared machine hits all of them alike."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.enable_profiling = True
-    so.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    for _ in range(20):
-        sess.run(None, feed)
-    sess.end_profiling()  # drop the warm-up
-    so.enable_profiling = True
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    for _ in range(runs + 20):
-        sess.run(None, feed)
-    events = json.loads(Path(sess.end_profiling()).read_text())
-    per_run: list[float] = []
-    total = 0.0
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            total += e["dur"]
-        elif e.get("cat") == "Session" and e["name"] == "model_run":
-            per_run.append(total)
-            total = 0.0
-    steady = per_run[20:] or per_run
-    return statistics.median(steady)
+    sessions = {}
+    for name, path in paths.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
+        sessions[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    for _ in range(0, runs + 20, chunk):
+        for sess in sessions.values():
+            for _ in range(chunk):
+                sess.run(None, feed)
+    out = {}
+    for name, sess in sessions.items():
+        events = json.loads(Path(sess.end_profiling()).read_text())
+        per_run: list[float] = []
+        total = 0.0
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                total += e["dur"]
+            elif e.get("cat") == "Session" and e["name"] == "model_run":
+                per_run.append(total)
+                total = 0.0
+        out[name] = round(statistics.median(per_run[20:] or per_run), 1)  # the first 20: warm-up
+    return out
 
 
 def main() -> int:
@@ -63,6 +65,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", help="results file name (default: the run folder's name)")
     args = ap.parse_args()
 
     from edgetl.bench.fingerprint import environment
@@ -93,7 +96,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     feed = {k: rng.standard_normal(v).astype(np.float32) if "pixel" in k else np.ones(v, np.int64)
             for k, v in shapes.items()}
-    kernels = {n: round(kernel_time_us(loaded[n].path, feed, args.threads, 200), 1) for n in names}
+    kernels = kernel_times_us({n: loaded[n].path for n in names}, feed, args.threads, 200)
     out = {"run": str(args.run.relative_to(ROOT)) if args.run.is_relative_to(ROOT) else str(args.run),
            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "environment": environment(),
            "threads": args.threads, "iterations_per_round": args.iterations, "rounds": rounds,
@@ -102,7 +105,7 @@ def main() -> int:
            "kernel_speedup": {n: round(kernels[args.fp32] / kernels[n], 3) for n in args.int8}}
     dest = ROOT / "benchmarks" / "results" / "int8_speedup"
     dest.mkdir(parents=True, exist_ok=True)
-    stem = args.run.name
+    stem = args.name or args.run.name
     (dest / f"{stem}.json").write_text(json.dumps(out, indent=2))
     lines = [f"# INT8 vs FP32 speed-up: {stem}", "",
              f"{out['created']}, {out['environment'].get('cpu', '')}, ONNX Runtime CPU, batch 1, {args.threads} "
@@ -113,8 +116,8 @@ def main() -> int:
         lines.append(f"| {r['round']} | {r['loadavg_1m_before']} | "
                      + " | ".join(f"{r['speedup'][n]:.2f}x" for n in args.int8) + " |")
     lines.append("| **median** | | " + " | ".join(f"**{out['median_speedup'][n]:.2f}x**" for n in args.int8) + " |")
-    lines += ["", "Sum of ONNX Runtime kernel times per inference (profiler, median of 200 runs; compute only, "
-              "no waiting for the CPU):", "",
+    lines += ["", "Sum of ONNX Runtime kernel times per inference (profiler, median of 200 runs, models interleaved in "
+              "chunks of 20; compute only, no waiting for the CPU):", "",
               "| artifact | kernel time (us) | speed-up |", "|---|---|---|",
               f"| {args.fp32} | {kernels[args.fp32]} | 1.00x |"]
     lines += [f"| {n} | {kernels[n]} | {out['kernel_speedup'][n]:.2f}x |" for n in args.int8]
