@@ -26,9 +26,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def kernel_times_us(paths: dict[str, Path], feed: dict, threads: int, runs: int, chunk: int = 20) -> dict[str, float]:
-    """Median per-run sum of node kernel times (us) from ONNX Runtime's profiler, the models run in interleaved
-    chunks (as the wall-clock rounds are) so that drift on a shared machine hits all of them alike."""
+def node_kind(args: dict) -> str:
+    """A profiled node's group: convolutions by shape (stem = 3 input channels, depthwise = as many output as
+    input channels, else pointwise), other nodes by op type."""
+    op = args["op_name"]
+    if op not in ("Conv", "FusedConv", "QLinearConv"):
+        return op
+    x = next(iter(args["input_type_shape"][0].values()))
+    y = next(iter(args["output_type_shape"][0].values()))
+    channel = 3 if op == "QLinearConv" else 1  # ONNX Runtime runs int8 convolutions NHWC, float ones NCHW(c)
+    cin, cout = x[channel], y[channel]
+    return "conv: stem" if cin == 3 else "conv: depthwise" if cin == cout else "conv: pointwise"
+
+
+def kernel_times_us(paths: dict[str, Path], feed: dict, threads: int, runs: int, chunk: int = 20
+                    ) -> dict[str, dict[str, float]]:
+    """Median per-run kernel time (us) from ONNX Runtime's profiler, in total and per node group, the models run
+    in interleaved chunks (as the wall-clock rounds are) so that drift on a shared machine hits all alike."""
     import onnxruntime as ort
 
     sessions = {}
@@ -45,15 +59,19 @@ def kernel_times_us(paths: dict[str, Path], feed: dict, threads: int, runs: int,
     out = {}
     for name, sess in sessions.items():
         events = json.loads(Path(sess.end_profiling()).read_text())
-        per_run: list[float] = []
-        total = 0.0
+        runs_seen: list[dict[str, float]] = []
+        current: dict[str, float] = {}
         for e in events:
             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-                total += e["dur"]
+                kind = node_kind(e["args"])
+                current[kind] = current.get(kind, 0.0) + e["dur"]
             elif e.get("cat") == "Session" and e["name"] == "model_run":
-                per_run.append(total)
-                total = 0.0
-        out[name] = round(statistics.median(per_run[20:] or per_run), 1)  # the first 20: warm-up
+                runs_seen.append(current)
+                current = {}
+        steady = runs_seen[20:] or runs_seen  # the first 20: warm-up
+        kinds = sorted({k for r in steady for k in r})
+        groups = {k: round(statistics.median(r.get(k, 0.0) for r in steady), 1) for k in kinds}
+        out[name] = {"total": round(statistics.median(sum(r.values()) for r in steady), 1), "groups": groups}
     return out
 
 
@@ -97,12 +115,13 @@ def main() -> int:
     feed = {k: rng.standard_normal(v).astype(np.float32) if "pixel" in k else np.ones(v, np.int64)
             for k, v in shapes.items()}
     kernels = kernel_times_us({n: loaded[n].path for n in names}, feed, args.threads, 200)
+    totals = {n: kernels[n]["total"] for n in names}
     out = {"run": str(args.run.relative_to(ROOT)) if args.run.is_relative_to(ROOT) else str(args.run),
            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "environment": environment(),
            "threads": args.threads, "iterations_per_round": args.iterations, "rounds": rounds,
            "median_speedup": {n: round(statistics.median(r["speedup"][n] for r in rounds), 3) for n in args.int8},
-           "kernel_time_us": kernels,
-           "kernel_speedup": {n: round(kernels[args.fp32] / kernels[n], 3) for n in args.int8}}
+           "kernel_time_us": totals, "kernel_time_by_group_us": {n: kernels[n]["groups"] for n in names},
+           "kernel_speedup": {n: round(totals[args.fp32] / totals[n], 3) for n in args.int8}}
     dest = ROOT / "benchmarks" / "results" / "int8_speedup"
     dest.mkdir(parents=True, exist_ok=True)
     stem = args.name or args.run.name
@@ -116,11 +135,14 @@ def main() -> int:
         lines.append(f"| {r['round']} | {r['loadavg_1m_before']} | "
                      + " | ".join(f"{r['speedup'][n]:.2f}x" for n in args.int8) + " |")
     lines.append("| **median** | | " + " | ".join(f"**{out['median_speedup'][n]:.2f}x**" for n in args.int8) + " |")
-    lines += ["", "Sum of ONNX Runtime kernel times per inference (profiler, median of 200 runs, models interleaved in "
-              "chunks of 20; compute only, no waiting for the CPU):", "",
-              "| artifact | kernel time (us) | speed-up |", "|---|---|---|",
-              f"| {args.fp32} | {kernels[args.fp32]} | 1.00x |"]
-    lines += [f"| {n} | {kernels[n]} | {out['kernel_speedup'][n]:.2f}x |" for n in args.int8]
+    lines += ["", "ONNX Runtime kernel time per inference, in us (profiler, median of 200 runs, models interleaved in "
+              "chunks of 20; compute only, no waiting for the CPU), in total and by node group:", "",
+              "| group | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines.append("| **total** | " + " | ".join(f"**{totals[n]:.0f}**" for n in names) + " |")
+    lines.append("| speed-up | 1.00x | " + " | ".join(f"{out['kernel_speedup'][n]:.2f}x" for n in args.int8) + " |")
+    groups = sorted({g for n in names for g in kernels[n]["groups"]})
+    for g in groups:
+        lines.append(f"| {g} | " + " | ".join(f"{kernels[n]['groups'].get(g, 0):.0f}" for n in names) + " |")
     (dest / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
