@@ -23,10 +23,19 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
                         else "") + ".")
         parity = m.get("parity") or {}
         if parity:
-            lines += ["", "| layout | top-1 agreement with fake-quant torch | max abs logit diff | examples |",
-                      "|---|---|---|---|"]
+            lines += ["", "| layout | top-1 agreement with fake-quant torch | max abs logit diff | examples | "
+                          "same file, ONNX Runtime optimizations on vs off |", "|---|---|---|---|---|"]
             for layout, p in parity.items():
-                lines.append(f"| {layout} | {p['top1_agreement']:.4f} | {p['max_abs_diff']:.3g} | {p['samples']} |")
+                own = p.get("unoptimized_ort_agreement")
+                lines.append(f"| {layout} | {p['top1_agreement']:.4f} | {p['max_abs_diff']:.3g} | {p['samples']} | "
+                             + (f"{own:.4f} (max diff {p['unoptimized_ort_max_abs_diff']:.3g})" if own is not None
+                                else "-") + " |")
+            floor = m.get("parity_noise_floor")
+            if floor:
+                lines.append(f"\nFloat-rounding floors: the fake-quant torch model agrees with itself on "
+                             f"{floor['top1_agreement']:.4f} of these examples when its input moves by "
+                             f"{floor['relative_input_change']:g} (relative); the last column is the same kind of "
+                             "drift between two ONNX Runtime executions of one file.")
         chk = m.get("check_qdq_tensorrt")
         if chk is not None:
             lines.append(f"\n`check-qdq --target tensorrt` on the tensorrt layout: {chk['violations']} violation(s)"

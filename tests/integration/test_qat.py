@@ -82,6 +82,12 @@ def test_parity_sensitivity_and_fallback_are_recorded(vision_run):
     # the tensorrt layout is the fake-quant graph itself: only float rounding differs
     assert m["parity"]["tensorrt"]["top1_agreement"] >= 0.95 and m["parity"]["tensorrt"]["max_abs_diff"] < 0.05
     assert m["parity"]["onnxruntime"]["samples"] == 64
+    # the same file with ONNX Runtime's graph optimizations off: a second execution of one int8 graph
+    for layout in ("tensorrt", "onnxruntime"):
+        p = m["parity"][layout]
+        assert p["unoptimized_ort_agreement"] >= 0.9 and p["unoptimized_ort_max_abs_diff"] < 1.0
+        assert p["min_agreement"] <= p["unoptimized_ort_agreement"] - 0.01 + 1e-4  # (rounded to 4 places)
+    assert "optimizations on vs off" in (out / "report.md").read_text()
     table = m["sensitivity"]["table"]
     assert [r["rank"] for r in table] == list(range(1, len(table) + 1)) and len(table) == 6
     fb = m["fallback"]
