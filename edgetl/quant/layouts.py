@@ -288,8 +288,11 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
     if task == "text":
         dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
         rewired = float_side_consumers(out_path)
-    return {"trained_ranges": len(stripped.act_scales), "ranges_through_shape_ops": len(overrides) - len(stripped.act_scales), "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
-            "float_consumers_restored": rewired, "float_nodes_shielded": shielded, "quantized_nodes": len(stripped.quantized_nodes)}
+    return {"trained_ranges": len(stripped.act_scales),
+            "ranges_through_shape_ops": len(overrides) - len(stripped.act_scales),
+            "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
+            "float_consumers_restored": rewired, "float_nodes_shielded": shielded,
+            "quantized_nodes": len(stripped.quantized_nodes)}
 
 
 def float_side_consumers(path: Path) -> int:
