@@ -52,7 +52,8 @@ def test_aa_then_slowed_model_is_a_confirmed_regression(suite, tmp_path):
     assert [c["verdict"] for c in first["checks"]] == ["no-history"]
     second = run_suite(load_suite(suite), hist)  # A/A: nothing changed
     assert second["regressions"] == []
-    assert second["checks"][0]["verdict"] in ("ok", "faster", "unconfirmed")
+    # A busier machine slows the reference workload too: that is "machine-noise", still no regression.
+    assert second["checks"][0]["verdict"] in ("ok", "faster", "machine-noise", "unconfirmed")
     assert second["unavailable"][0]["backend"] == "ort-cuda" and "onnxruntime-gpu" in second["unavailable"][0]["hint"]
 
     shutil.copy(tmp_path / "slow.onnx", tmp_path / "model.onnx")  # same name, slower model
