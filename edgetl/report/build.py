@@ -37,7 +37,8 @@ def _artifact_entry(art: Artifact, measured: dict[str, Any] | None) -> dict[str,
         "accuracy": None, "accuracy_source": None, "latency_ms": None,
         "path": art.path, "sha256": art.sha256, "parent": art.parent,
     }
-    for key in ("method", "layout", "trainable_params", "total_params", "macs", "opset", "kd_teacher"):
+    for key in ("method", "layout", "trainable_params", "total_params", "macs", "opset", "kd_teacher", "calibration",
+                "calibration_samples", "calibration_padded_to"):
         if key in art.info:
             entry[key] = art.info[key]
     if art.metrics.get("accuracy") is not None:

@@ -227,7 +227,12 @@ class QuantizeStage(Stage):
         calib = data.train.take(idx)
         encode = meta.encoder()
         batch = 16
-        batches = [encode(calib.inputs[i : i + batch]) for i in range(0, len(calib), batch)]
+        # ONNX Runtime's histogram calibrators (percentile, entropy) stack every batch's outputs into one array, which
+        # fails when text batches are padded to different lengths: pad them all to max_length (the pad tokens'
+        # states then count in the histogram; minmax keeps each batch as short as its longest text)
+        pad_to_max = meta.task == "text" and cfg.calibration in ("percentile", "entropy")
+        batches = [encode(calib.inputs[i : i + batch], **({"pad_to_max": True} if pad_to_max else {}))
+                   for i in range(0, len(calib), batch)]
         if meta.task == "text":  # the graph may not take every encoded input
             import onnx
 
@@ -260,6 +265,7 @@ class QuantizeStage(Stage):
                 info = {
                     "params": src_art.info.get("params"), "opset": _opset(out), "method": cfg.method, "layout": layout,
                     "calibration": cfg.calibration, "calibration_samples": int(len(calib)),
+                    **({"calibration_padded_to": int(batches[0]["input_ids"].shape[1])} if pad_to_max else {}),
                     "per_channel": opts["per_channel"], "activation_type": opts["activation_type"].name,
                     "weight_type": opts["weight_type"].name, "reduce_range": opts["reduce_range"],
                     "op_types": opts["op_types_to_quantize"], "qdq_nodes": _count_qdq(out), **extra,

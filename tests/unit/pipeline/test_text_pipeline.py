@@ -21,3 +21,14 @@ def test_tiny_bert_runs_every_stage_with_dynamic_axes(tmp_path):
     assert meta["labels"] == ["rotten", "fresh"]
     assert arts["onnx_int8"]["latency_ms"]["p50"] > 0
     assert arts["onnx_int8"]["accuracy"] is not None
+
+
+def test_text_ptq_with_a_histogram_calibration(tmp_path):
+    # ONNX Runtime's percentile/entropy calibrators stack all batches: text batches of different lengths used to crash
+    recipe = tiny_text_recipe()
+    recipe["stages"][2]["calibration"] = "percentile"
+    report = compress(parse_recipe(recipe), tmp_path)
+    arts = {a["name"]: a for a in report["artifacts"]}
+    int8 = arts["onnx_int8"]
+    assert int8["calibration"] == "percentile" and int8["calibration_padded_to"] == 32
+    assert abs(int8["accuracy"] - arts["onnx_fp32"]["accuracy"]) <= 0.05
