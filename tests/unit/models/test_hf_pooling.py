@@ -89,3 +89,27 @@ def test_pooling_on_an_image_recipe_is_a_user_error(tmp_path):
     path.write_text(yaml.safe_dump(recipe))
     res = CliRunner().invoke(app, ["validate", str(path)])
     assert res.exit_code == 2 and "model.pooling" in res.output and "text models only" in res.output
+
+
+def test_mean_pooled_model_prunes_distills_and_trains_int8(tmp_path):
+    recipe = {
+        "name": "mean-compress", "seed": 0,
+        "model": {"source": "tiny_bert", "max_length": 32, "pooling": "mean"},
+        "data": {"name": "rotten_tomatoes", "train_limit": 128, "eval_limit": 64},
+        "stages": [
+            {"type": "finetune", "epochs": 1, "batch_size": 32, "lr": 0.001},
+            {"type": "prune", "target": {"ratio": 0.5}, "max_steps": 2, "measure_latency": False},
+            {"type": "distill", "name": "student", "keep_layers": [1], "max_steps": 3, "kd": {"teacher": "finetuned"}},
+            {"type": "quantize", "method": "qat", "layout": "tensorrt", "samples": 32, "max_steps": 2,
+             "batch_size": 16, "parity_samples": 32},
+        ],
+    }
+    report = compress(parse_recipe(recipe), tmp_path)
+    stages = {s["type"]: s["metrics"] for s in report["stages"]}
+    assert stages["prune"]["structure_after"]["heads"] == [2, 2]
+    assert stages["distill"]["student"]["structure"]["layers"] == 1
+    student = load_model(tmp_path / next(a["path"] for a in report["artifacts"] if a["name"] == "student"))
+    assert student.builder["pooling"] == "mean"
+    int8 = next(a for a in report["artifacts"] if a["precision"] == "int8")
+    assert stages["quantize"]["parity"]["tensorrt"]["max_abs_diff"] < 0.05
+    assert CliRunner().invoke(app, ["check-qdq", str(tmp_path / int8["path"])]).exit_code == 0
