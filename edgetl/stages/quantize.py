@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgetl.errors import StageError
+from edgetl.errors import RecipeError, StageError
 from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
@@ -46,8 +46,9 @@ class SensitivityConfig(StrictModel):
 
 class FallbackConfig(StrictModel):
     max_accuracy_drop: float = Field(
-        description="Keep the most sensitive layers in float until the fake-quant accuracy drop vs the float model "
-        "is at most this (0.01 = 1 point), measured on `samples` eval examples before QAT training.", ge=0, le=1)
+        description="Keep the most sensitive layers in float until the accuracy drop vs the float model is at most "
+        "this (0.01 = 1 point), measured on `samples` eval examples: qat: of the fake-quant model before training; "
+        "ptq: of the INT8 file in ONNX Runtime vs the FP32 file.", ge=0, le=1)
     max_layers: int = Field(8, ge=1, le=1000, description="At most this many layers stay float.")
     samples: int = Field(500, ge=50, le=100000, description="Eval examples used to measure the drop during the search.")
 
@@ -83,7 +84,10 @@ class QuantizeConfig(TrainingFields):
     sensitivity: SensitivityConfig | None = Field(
         None, description="qat: per-layer sensitivity analysis, reported as a ranked table.")
     fallback: FallbackConfig | None = Field(
-        None, description="qat: keep the most sensitive layers in float until an accuracy budget holds.")
+        None, description="Keep the most sensitive layers in float until an accuracy budget holds (qat: ranked by "
+        "`sensitivity`; ptq: by the SQNR of each layer's int8 input activation in the INT8 file).")
+    float_nodes: list[str] | None = Field(
+        None, description="ptq: ONNX node names (fnmatch patterns, e.g. `*/output/dense/MatMul`) kept in float.")
     parity_samples: int = Field(256, ge=1, le=100000, description="Eval examples on which the INT8 ONNX in ONNX Runtime is "
                                 "compared with the fake-quant torch model (qat).")
     min_agreement: float = Field(0.99, ge=0, le=1, description="qat: smallest allowed top-1 agreement of the tensorrt "
@@ -181,12 +185,15 @@ class QuantizeStage(Stage):
             if cfg.calibration == "mse":
                 problems.append(f"{self.field('calibration')}: `mse` is not offered by ONNX Runtime's PTQ; use minmax, "
                                 "percentile or entropy, or `method: qat`")
-            qat_only = sorted(k for k in cfg.model_fields_set if k in TRAINING_KEYS + ("sensitivity", "fallback",
+            qat_only = sorted(k for k in cfg.model_fields_set if k in TRAINING_KEYS + ("sensitivity",
                                                                                          "min_agreement_onnxruntime"))
             for key in qat_only:
                 problems.append(f"{self.field(key)}: only used by `method: qat` (ptq does not train); remove it or set "
                                 "`method: qat`")
         else:
+            if cfg.float_nodes:
+                problems.append(f"{self.field('float_nodes')}: ptq only; qat keeps layers float with `fallback` "
+                                "(ranked by `sensitivity`)")
             if importlib.util.find_spec("torchao") is None or importlib.util.find_spec("onnxscript") is None:
                 problems.append(f"{self.field('method')}: qat needs torchao and onnxscript: pip install 'edgetl[qat]'")
             if not plan.has("pytorch"):
@@ -248,11 +255,23 @@ class QuantizeStage(Stage):
                 opts = layout_options(cfg, meta.task, layout)
                 opts.pop("layout")
                 out = folder / "model.onnx"
-                try:
-                    quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ, **opts)
-                except Exception as exc:
-                    raise StageError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
+
+                def quantize(excluded: list[str], out: Path = out, opts: dict[str, Any] = opts) -> Path:
+                    try:
+                        quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ,
+                                        nodes_to_exclude=excluded or None, **opts)
+                    except Exception as exc:
+                        raise StageError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
+                    return out
+
                 extra: dict[str, Any] = {}
+                pinned = self._pinned_float_nodes(cfg, pre)
+                quantize(pinned)
+                if pinned:
+                    extra["float_nodes"] = pinned
+                if cfg.fallback:
+                    extra["float_nodes"] = self._ptq_fallback(ctx, cfg, src, pre, out, quantize, pinned, batches,
+                                                              layout)
                 if layout == "tensorrt":
                     from edgetl.quant.check_qdq import check_qdq
                     from edgetl.quant.layouts import drop_misplaced_qdq
@@ -272,13 +291,69 @@ class QuantizeStage(Stage):
                 }
                 write_onnx_meta(out, labels=meta.labels, preprocessing=meta.preprocessing, task=meta.task, info=info)
                 if len(produced) == 0:
-                    ctx.metrics.update({k: info[k] for k in ("layout", "calibration", "calibration_samples", "qdq_nodes")})
+                    ctx.metrics.update({k: info[k] for k in ("method", "layout", "calibration", "calibration_samples",
+                                                             "qdq_nodes")})
                 ctx.metrics.setdefault("layouts", {})[layout] = {"artifact": name, "qdq_nodes": info["qdq_nodes"]}
                 produced.append(ctx.artifact(name, "onnx", "int8", f"{folder.name}/model.onnx", parent=src_art.name,
                                              info=info))
         finally:
             pre.unlink(missing_ok=True)
         return produced
+
+
+    def _pinned_float_nodes(self, cfg: QuantizeConfig, model_path: Path) -> list[str]:
+        import fnmatch
+
+        import onnx
+
+        if not cfg.float_nodes:
+            return []
+        names = [n.name for n in onnx.load(str(model_path), load_external_data=False).graph.node if n.name]
+        chosen: list[str] = []
+        for pattern in cfg.float_nodes:
+            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                examples = ", ".join(n for n in names if any(op in n for op in ("MatMul", "Gemm", "Conv")))[:300]
+                raise RecipeError(f"{self.field('float_nodes')}: {pattern!r} matches no node of the ONNX model",
+                                  hint=f"node names look like: {examples} ...")
+            chosen += [h for h in hits if h not in chosen]
+        return chosen
+
+    def _ptq_fallback(self, ctx: StageContext, cfg: QuantizeConfig, float_path: Path, quantized_from: Path, out: Path,
+                      quantize, pinned: list[str], batches: list[dict[str, Any]], layout: str) -> list[str]:
+        """Rank the INT8 file's nodes by input SQNR, then keep the most sensitive float until the budget holds."""
+        from edgetl.backends.onnxruntime import make_session, predict
+        from edgetl.data.datasets import stratified_subset
+        from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity
+        from edgetl.runtime.meta import read_onnx_meta
+
+        fb = cfg.fallback
+        assert fb is not None
+        data = ctx.data()
+        idx = stratified_subset(data.eval.labels, min(fb.samples, len(data.eval)), ctx.recipe.seed + 29)
+        evals = data.eval.take(idx)
+        encode = read_onnx_meta(float_path).encoder()
+
+        def accuracy(path: Path) -> float:
+            logits = predict(make_session(path, threads=None), encode, evals.inputs, batch_size=32)
+            return round(float((logits.argmax(-1) == evals.labels).mean()), 4)
+
+        float_acc = accuracy(float_path)
+        first = accuracy(out)  # as quantized by the caller (pinned nodes float)
+        ranked = [r for r in node_sensitivity(quantized_from, out, batches[:8]) if r["node"] not in pinned]
+        decision = choose_float_nodes(
+            ranked, lambda extra: quantize(pinned + extra), accuracy, float_acc, max_accuracy_drop=fb.max_accuracy_drop,
+            max_layers=fb.max_layers, first_accuracy=first)
+        if decision["float_nodes"] != decision["steps"][-1]["float_nodes"]:
+            quantize(pinned + decision["float_nodes"])  # the last file written was not the one chosen
+        decision.update({"samples": int(len(evals)), "pinned_float_nodes": pinned,
+                         "ranking": [{k: r[k] for k in ("rank", "node", "op", "sqnr_db")} for r in ranked[:30]],
+                         "ranked_nodes": len(ranked)})
+        ctx.metrics.setdefault("fallback", {})[layout] = decision
+        log.info("ptq fallback (%s): %s float, accuracy %.4f vs FP32 %.4f (budget %s)", layout,
+                 ", ".join(decision["float_nodes"]) or "nothing", decision["accuracy"], float_acc,
+                 "met" if decision["budget_met"] else "NOT met")
+        return pinned + decision["float_nodes"]
 
 
 def _opset(path: Path) -> int | None:

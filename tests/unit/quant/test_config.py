@@ -24,10 +24,16 @@ def problems(tmp_path, quantize: str, before: str = "  - type: export\n") -> str
 
 
 def test_ptq_rejects_training_fields_and_mse(tmp_path):
-    text = problems(tmp_path, "    method: ptq\n    epochs: 2\n    calibration: mse\n    fallback: {max_accuracy_drop: 0.01}\n")
+    text = problems(tmp_path, "    method: ptq\n    epochs: 2\n    calibration: mse\n    sensitivity: {}\n")
     assert "stages.1.epochs: only used by `method: qat`" in text
-    assert "stages.1.fallback: only used by `method: qat`" in text
+    assert "stages.1.sensitivity: only used by `method: qat`" in text
     assert "stages.1.calibration: `mse` is not offered" in text
+
+
+def test_fallback_works_for_both_methods_and_float_nodes_is_ptq_only(tmp_path):
+    validate(recipe(tmp_path, "    method: ptq\n    fallback: {max_accuracy_drop: 0.01}\n    float_nodes: ['*Gemm*']\n"))
+    text = problems(tmp_path, "    method: qat\n    float_nodes: ['*Gemm*']\n", before="")
+    assert "stages.0.float_nodes: ptq only" in text
 
 
 def test_ptq_needs_an_onnx_model_but_qat_does_not(tmp_path):

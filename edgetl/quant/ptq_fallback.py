@@ -1,0 +1,104 @@
+"""PTQ sensitivity and fallback on the ONNX graph.
+
+Ranking: each quantized node (MatMul / Gemm / Conv) is scored by the SQNR of its int8 input activations: the tensor
+as the FP32 model computes it on calibration examples vs its Q->DQ round trip with the scale and zero point the INT8
+file uses. A long-tailed activation (BERT's GELU output) gets a coarse grid and a low SQNR. Values come from the
+float model so that each tensor's own rounding is measured, not the errors of the layers before it (inside the INT8
+model a tensor downstream of a crushed one leaves its calibrated range and looks worst). ONNX Runtime's
+`qdq_loss_debug` measures inside the INT8 model, keeps every intermediate tensor of every batch in memory (GBs for
+a transformer) and concatenates batches, which fails for text batches of different lengths; hence this code.
+
+Fallback: re-quantize with the k lowest-scored nodes excluded (`nodes_to_exclude`), k = 1, 2, ..., measuring the INT8
+file's accuracy in ONNX Runtime on eval examples each time, until the drop vs the FP32 file fits the budget or
+`max_layers` is reached (then the best k found is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def _activation_quantizers(model) -> dict[str, tuple[str, str, str]]:
+    """float tensor -> (scale, zero point, QuantizeLinear output) for every QuantizeLinear of a non-constant tensor."""
+    consts = {t.name for t in model.graph.initializer}
+    return {n.input[0]: (n.input[1], n.input[2] if len(n.input) > 2 else "", n.output[0])
+            for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in consts}
+
+
+def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Quantized nodes of `qdq_path` (quantized from `float_path`), lowest input SQNR (most sensitive) first."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model = onnx.load(str(qdq_path))
+    quantizers = _activation_quantizers(model)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    fmodel = onnx.load(str(float_path))
+    produced = {o for n in fmodel.graph.node for o in n.output} | {i.name for i in fmodel.graph.input}
+    names = sorted(n for n in quantizers if n in produced)
+    known = {o.name for o in fmodel.graph.output}
+    fmodel.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the values of the graph as written
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(fmodel.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in sess.get_inputs()}
+    signal = dict.fromkeys(names, 0.0)
+    noise = dict.fromkeys(names, 0.0)
+    for batch in batches:
+        values = sess.run(names, {k: v for k, v in batch.items() if k in inputs})
+        for name, x in zip(names, values):
+            scale_name, zp_name, _ = quantizers[name]
+            scale = np.float32(inits[scale_name])
+            zp = inits[zp_name] if zp_name else np.zeros((), np.uint8)
+            info = np.iinfo(zp.dtype)
+            q = np.clip(np.rint(x / scale) + zp.astype(np.int32), info.min, info.max)
+            dq = (q - zp.astype(np.int32)).astype(np.float32) * scale
+            signal[name] += float(np.square(x, dtype=np.float64).sum())
+            noise[name] += float(np.square(x - dq, dtype=np.float64).sum())
+    sqnr = {n: (10.0 * np.log10(max(signal[n], 1e-30) / noise[n]) if noise[n] > 0 else float("inf")) for n in names}
+    # which activation each quantized node reads: node input <- DequantizeLinear <- QuantizeLinear(float tensor)
+    dq_of = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    float_of = {q_out: x for x, (_, _, q_out) in quantizers.items()}
+    rows = []
+    for node in model.graph.node:
+        if node.op_type not in QUANTIZED_OPS:
+            continue
+        acts = [a for a in (float_of.get(dq_of.get(i, "")) for i in node.input) if a in sqnr]
+        if acts:
+            worst = min(acts, key=lambda a: sqnr[a])
+            rows.append({"node": node.name, "op": node.op_type, "input": worst, "sqnr_db": round(float(sqnr[worst]), 2)})
+    rows.sort(key=lambda r: r["sqnr_db"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def choose_float_nodes(ranked: list[dict[str, Any]], quantize: Callable[[list[str]], Path],
+                       accuracy: Callable[[Path], float], float_accuracy: float, *, max_accuracy_drop: float,
+                       max_layers: int, first_accuracy: float) -> dict[str, Any]:
+    """Exclude the k most sensitive nodes, k = 1.. max_layers, until the drop fits; returns the decision."""
+    steps = [{"float_nodes": [], "accuracy": first_accuracy, "drop": round(float_accuracy - first_accuracy, 4)}]
+    best = steps[0]
+    for k in range(1, min(max_layers, len(ranked)) + 1):
+        if best["drop"] <= max_accuracy_drop:
+            break
+        excluded = [r["node"] for r in ranked[:k]]
+        acc = accuracy(quantize(excluded))
+        step = {"float_nodes": excluded, "accuracy": acc, "drop": round(float_accuracy - acc, 4)}
+        steps.append(step)
+        log.info("ptq fallback: %d node(s) float (+%s): accuracy %.4f, drop %.4f", k, excluded[-1], acc, step["drop"])
+        if step["accuracy"] > best["accuracy"]:
+            best = step
+    return {"max_accuracy_drop": max_accuracy_drop, "float_accuracy": float_accuracy, "accuracy": best["accuracy"],
+            "float_nodes": best["float_nodes"], "budget_met": best["drop"] <= max_accuracy_drop, "steps": steps}
