@@ -57,7 +57,7 @@ def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, n
     noise = dict.fromkeys(names, 0.0)
     for batch in batches:
         values = sess.run(names, {k: v for k, v in batch.items() if k in inputs})
-        for name, x in zip(names, values):
+        for name, x in zip(names, values, strict=True):
             scale_name, zp_name, _ = quantizers[name]
             scale = np.float32(inits[scale_name])
             zp = inits[zp_name] if zp_name else np.zeros((), np.uint8)

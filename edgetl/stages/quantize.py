@@ -277,7 +277,7 @@ class QuantizeStage(Stage):
                     from edgetl.quant.layouts import drop_misplaced_qdq
 
                     extra["removed_misplaced_qdq"] = drop_misplaced_qdq(out)
-                    extra["check_qdq_violations"] = len(check_qdq(out))
+                    extra["check_qdq_violations"] = len(check_qdq(out, allow_float=set(extra.get("float_nodes", []))))
                 for f in src.parent.iterdir():
                     if f.name.startswith("tokenizer"):
                         shutil.copyfile(f, folder / f.name)

@@ -13,10 +13,10 @@ SCRIPT = """
 import json
 from edgetl.models.zoo import load_source
 from edgetl.recipe.schema import ModelConfig
-m = load_source(ModelConfig(source="hf:%s", max_length=16), "text", ["neg", "pos"])
+m = load_source(ModelConfig(source="hf:REPO", max_length=16), "text", ["neg", "pos"])
 print(json.dumps({"pooling": m.builder["pooling"], "layers": m.module.hf.config.num_hidden_layers,
                   "ids": m.encoder()(["a fine film"])["input_ids"].shape[1]}))
-""" % REPO
+""".replace("REPO", REPO)
 
 
 def test_a_cached_hub_snapshot_loads_offline_with_its_declared_pooling(tmp_path):
