@@ -102,3 +102,47 @@ def choose_float_nodes(ranked: list[dict[str, Any]], quantize: Callable[[list[st
             best = step
     return {"max_accuracy_drop": max_accuracy_drop, "float_accuracy": float_accuracy, "accuracy": best["accuracy"],
             "float_nodes": best["float_nodes"], "budget_met": best["drop"] <= max_accuracy_drop, "steps": steps}
+
+
+def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
+    """Make nodes kept float read float activations. ONNX Runtime's quantizer leaves an excluded node's weights and
+    output float, but when the op producing its input is quantized (every Conv/MatMul output in the image layout)
+    the node still reads that tensor's DequantizeLinear, so it computes on int8-rounded values, and ONNX Runtime's
+    `WeightBiasQuantization` optimizer would even quantize its weights at load time. The float tensor is still in
+    the graph (the QuantizeLinear's input): point the node at it, and drop Q/DQ nodes nobody reads any more.
+    Returns how many inputs were rewired."""
+    import onnx
+
+    from edgetl.quant.layouts import _graph_index, _remove_nodes
+
+    if not float_nodes:
+        return 0
+    model = onnx.load(str(path))
+    g = model.graph
+    producer, _ = _graph_index(g)
+    consts = {t.name for t in g.initializer}
+    wanted = set(float_nodes)
+    rewired = 0
+    for node in g.node:
+        if node.name not in wanted:
+            continue
+        for k, x in enumerate(node.input):
+            dq = producer.get(x)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
+                continue
+            q = producer.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[k] = q.input[0]
+                rewired += 1
+    if not rewired:
+        return 0
+    outputs = {o.name for o in g.output}
+    while True:  # Q/DQ pairs whose every reader was rewired
+        _, consumers = _graph_index(g)
+        dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(consumers.get(o) or o in outputs for o in n.output)]
+        if not dead:
+            break
+        _remove_nodes(g, dead, {})
+    onnx.save(model, str(path))
+    return rewired

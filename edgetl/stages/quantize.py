@@ -257,11 +257,14 @@ class QuantizeStage(Stage):
                 out = folder / "model.onnx"
 
                 def quantize(excluded: list[str], out: Path = out, opts: dict[str, Any] = opts) -> Path:
+                    from edgetl.quant.ptq_fallback import read_float_inputs
+
                     try:
                         quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ,
                                         nodes_to_exclude=excluded or None, **opts)
                     except Exception as exc:
                         raise StageError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
+                    read_float_inputs(out, excluded)
                     return out
 
                 extra: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from typer.testing import CliRunner
 
 from edgetl.cli import app
-from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity
+from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, read_float_inputs
 from edgetl.stages.quantize import CalibrationReader
 from edgetl.testing.recipes import tiny_vision_recipe
 
@@ -58,7 +58,8 @@ def test_the_spiky_layer_ranks_first_and_falling_back_on_it_restores_accuracy(tm
     def quantize(excluded):
         quantize_static(str(float_path), str(q_path), CalibrationReader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded or None)  # text's op types
+                        nodes_to_exclude=excluded or None)  # every op type: Relu/Mul/MatMul outputs quantized too
+        read_float_inputs(q_path, excluded)
         return q_path
 
     def accuracy(path):
@@ -97,6 +98,7 @@ def test_ptq_fallback_and_float_nodes_through_the_pipeline(tmp_path):
     producer = {o: n.op_type for n in graph.node for o in n.output}
     for node in graph.node:
         if node.name in fb["pinned_float_nodes"] + fb["float_nodes"]:
+            assert producer.get(node.input[0]) != "DequantizeLinear", node.name  # reads the float activation
             assert producer.get(node.input[1]) != "DequantizeLinear", node.name  # float weights
     assert "## PTQ fallback (stage 2)" in (tmp_path / "run/report.md").read_text()
 
