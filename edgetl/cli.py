@@ -110,6 +110,9 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
 @app.command()
 def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Check RECIPE without training: schema, stage order, files, installed extras and assets."""
+    from edgetl.log import setup_logging
+
+    setup_logging()  # checking LoRA targets imports peft -> torchao, whose CPU-only warnings read like failures
 
     def go():
         from edgetl.pipeline.runner import validate as check
