@@ -19,6 +19,13 @@ def test_validate_accepts_the_quickstarts(repo_root):
         assert "ok" in result.stdout
 
 
+def test_validate_of_a_lora_recipe_prints_no_library_noise(repo_root):
+    # checking LoRA targets imports peft -> torchao, which warns per missing CUDA kernel library on CPU installs
+    result = edgetl("validate", str(repo_root / "recipes" / "text-lora.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "Failed to load" not in result.stderr and "_pytree" not in result.stderr, result.stderr
+
+
 def test_validate_names_a_misspelt_stage_key_and_exits_2(tmp_path):
     data = tiny_vision_recipe()
     data["stages"][1]["epochz"] = 2
