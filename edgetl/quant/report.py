@@ -82,6 +82,10 @@ def _ptq_fallback_lines(index: int, per_layout: dict[str, Any]) -> list[str]:
                           f"{min(TOP, len(ranking))} of {fb['ranked_nodes']}):", "",
                       "| rank | node | op | sqnr_db |", "|---|---|---|---|"]
             lines += [f"| {r['rank']} | {r['node']} | {r['op']} | {r['sqnr_db']} |" for r in ranking[:TOP]]
+        lat = fb.get("latency_ms")
+        if lat:
+            lines.append(f"\nLatency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "
+                         f"fallback ({lat['cost_ratio']:.2f}x; {lat['note']}).")
         lines += ["", "| float nodes | accuracy | drop |", "|---|---|---|"]
         lines += [f"| {len(st['float_nodes'])} | {st['accuracy']:.4f} | {st['drop']:.4f} |" for st in fb["steps"]]
     return lines

@@ -343,12 +343,17 @@ class QuantizeStage(Stage):
 
         float_acc = accuracy(float_path)
         first = accuracy(out)  # as quantized by the caller (pinned nodes float)
+        all_int8 = ctx.work_dir / f"all-int8-{layout}.onnx"  # kept for the latency comparison below
+        shutil.copyfile(out, all_int8)
         ranked = [r for r in node_sensitivity(quantized_from, out, batches[:8]) if r["node"] not in pinned]
         decision = choose_float_nodes(
             ranked, lambda extra: quantize(pinned + extra), accuracy, float_acc, max_accuracy_drop=fb.max_accuracy_drop,
             max_layers=fb.max_layers, first_accuracy=first)
         if decision["float_nodes"] != decision["steps"][-1]["float_nodes"]:
             quantize(pinned + decision["float_nodes"])  # the last file written was not the one chosen
+        if decision["float_nodes"]:
+            decision["latency_ms"] = _latency_cost(all_int8, out, encode(evals.inputs[:1]), ctx.recipe.seed)
+        all_int8.unlink(missing_ok=True)
         decision.update({"samples": int(len(evals)), "pinned_float_nodes": pinned,
                          "ranking": [{k: r[k] for k in ("rank", "node", "op", "sqnr_db")} for r in ranked[:30]],
                          "ranked_nodes": len(ranked)})
@@ -357,6 +362,24 @@ class QuantizeStage(Stage):
                  ", ".join(decision["float_nodes"]) or "nothing", decision["accuracy"], float_acc,
                  "met" if decision["budget_met"] else "NOT met")
         return pinned + decision["float_nodes"]
+
+
+def _latency_cost(all_int8: Path, with_fallback: Path, feed_raw: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What the fallback costs: both files timed interleaved in ONNX Runtime (batch 1, 2 threads, 300 runs each; a
+    shared machine's noise makes fewer runs misleading)."""
+    from edgetl.backends.onnxruntime import make_session, session_inputs
+    from edgetl.bench.protocol import summarize, time_interleaved
+
+    fns = {}
+    for key, path in (("all_int8", all_int8), ("with_fallback", with_fallback)):
+        sess = make_session(path, threads=2)
+        feed = session_inputs(sess, feed_raw)
+        fns[key] = (lambda s=sess, f=feed: s.run(None, f))
+    samples = time_interleaved(fns, iterations=300, warmup_seconds=0.5, seed=seed)
+    out: dict[str, Any] = {k: round(summarize(v)["p50"], 4) for k, v in samples.items()}
+    out["note"] = "p50 ms, batch 1, 2 threads, 300 interleaved iterations each"
+    out["cost_ratio"] = round(out["with_fallback"] / out["all_int8"], 4)
+    return out
 
 
 def _opset(path: Path) -> int | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from edgetl.cli import app
 from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, read_float_inputs
-from edgetl.stages.quantize import CalibrationReader
+from edgetl.stages.quantize import CalibrationReader, _latency_cost
 from edgetl.testing.recipes import tiny_vision_recipe
 
 
@@ -74,6 +75,11 @@ def test_the_spiky_layer_ranks_first_and_falling_back_on_it_restores_accuracy(tm
                                   first_accuracy=first)
     assert decision["float_nodes"] == ["mm2"] and decision["budget_met"] and decision["accuracy"] >= 0.97
     assert len(decision["steps"]) == 2  # stops as soon as the budget holds
+    all_int8 = tmp_path / "all.onnx"
+    quantize([]).rename(all_int8)
+    cost = _latency_cost(all_int8, quantize(["mm2"]), {"x": test_x[:1]}, seed=0)
+    assert cost["all_int8"] > 0 and cost["with_fallback"] > 0
+    assert cost["cost_ratio"] == pytest.approx(cost["with_fallback"] / cost["all_int8"], rel=1e-3)
 
 
 def run_cli(tmp_path, quantize_stage):
