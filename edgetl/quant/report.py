@@ -12,8 +12,8 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for s in report.get("stages", []):
         m = s.get("metrics") or {}
-        if s.get("type") == "quantize" and m.get("method") == "ptq" and m.get("fallback"):
-            lines += _ptq_fallback_lines(s["index"], m["fallback"])
+        if s.get("type") == "quantize" and m.get("method") == "ptq" and (m.get("fallback") or m.get("ranking")):
+            lines += _ptq_lines(s["index"], m.get("ranking") or {}, m.get("fallback") or {})
         if s.get("type") != "quantize" or m.get("method") != "qat":
             continue
         lines += ["", f"## QAT (stage {s['index']})", ""]
@@ -66,22 +66,24 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _ptq_fallback_lines(index: int, per_layout: dict[str, Any]) -> list[str]:
-    lines = ["", f"## PTQ fallback (stage {index})", ""]
-    for layout, fb in per_layout.items():
+def _ptq_lines(index: int, rankings: dict[str, Any], fallbacks: dict[str, Any]) -> list[str]:
+    lines = ["", f"## PTQ sensitivity and fallback (stage {index})"]
+    for layout in dict.fromkeys([*rankings, *fallbacks]):
+        ranking, fb = rankings.get(layout), fallbacks.get(layout)
+        if ranking:
+            lines += ["", f"{layout}: nodes by {ranking['by']} on {ranking['samples']} calibration examples (lowest "
+                          f"first, top {min(TOP, len(ranking['table']))} of {ranking['nodes']}):", "",
+                      "| rank | node | op | sqnr_db |", "|---|---|---|---|"]
+            lines += [f"| {r['rank']} | {r['node']} | {r['op']} | {r['sqnr_db']} |" for r in ranking["table"][:TOP]]
+        if not fb:
+            continue
         first = fb["steps"][0]
-        lines.append(f"{layout}: budget drop <= {fb['max_accuracy_drop']} vs the FP32 file ({fb['float_accuracy']:.4f}) "
-                     f"on {fb['samples']} eval examples in ONNX Runtime; all INT8 {first['accuracy']:.4f} (drop "
-                     f"{first['drop']:.4f}) -> {fb['accuracy']:.4f} with "
+        lines.append(f"\n{layout} fallback: budget drop <= {fb['max_accuracy_drop']} vs the FP32 file "
+                     f"({fb['float_accuracy']:.4f}) on {fb['samples']} eval examples in ONNX Runtime; all INT8 "
+                     f"{first['accuracy']:.4f} (drop {first['drop']:.4f}) -> {fb['accuracy']:.4f} with "
                      f"{', '.join(fb['float_nodes']) or 'nothing'} in float ({'met' if fb['budget_met'] else 'NOT met'})."
                      + (f" Pinned float by `float_nodes`: {', '.join(fb['pinned_float_nodes'])}."
                         if fb.get("pinned_float_nodes") else ""))
-        ranking = fb.get("ranking") or []
-        if ranking:
-            lines += ["", f"Nodes by the SQNR of their int8 input activation (lowest first, top "
-                          f"{min(TOP, len(ranking))} of {fb['ranked_nodes']}):", "",
-                      "| rank | node | op | sqnr_db |", "|---|---|---|---|"]
-            lines += [f"| {r['rank']} | {r['node']} | {r['op']} | {r['sqnr_db']} |" for r in ranking[:TOP]]
         lat = fb.get("latency_ms")
         if lat:
             lines.append(f"\nLatency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "

@@ -82,7 +82,8 @@ class QuantizeConfig(TrainingFields):
     kd_weight: float = Field(1.0, ge=0, le=100, description="qat: weight of the KD term added to cross-entropy.")
     kd_temperature: float = Field(2.0, gt=0, le=100, description="qat: softmax temperature of KD.")
     sensitivity: SensitivityConfig | None = Field(
-        None, description="qat: per-layer sensitivity analysis, reported as a ranked table.")
+        None, description="Per-layer sensitivity analysis, reported as a ranked table (ptq: one node quantized at a "
+        "time, output SQNR; also the order `fallback` tries; without it ptq's fallback ranks by input SQNR).")
     fallback: FallbackConfig | None = Field(
         None, description="Keep the most sensitive layers in float until an accuracy budget holds (qat: ranked by "
         "`sensitivity`; ptq: by the SQNR of each layer's int8 input activation in the INT8 file).")
@@ -185,8 +186,11 @@ class QuantizeStage(Stage):
             if cfg.calibration == "mse":
                 problems.append(f"{self.field('calibration')}: `mse` is not offered by ONNX Runtime's PTQ; use minmax, "
                                 "percentile or entropy, or `method: qat`")
-            qat_only = sorted(k for k in cfg.model_fields_set if k in TRAINING_KEYS + ("sensitivity",
-                                                                                         "min_agreement_onnxruntime"))
+            qat_only = sorted(k for k in cfg.model_fields_set if k in TRAINING_KEYS + ("min_agreement_onnxruntime",))
+            sens = cfg.sensitivity
+            if sens is not None and (sens.mode != "one_at_a_time" or sens.score != "sqnr"):
+                problems.append(f"{self.field('sensitivity')}: ptq ranks one node at a time by output SQNR "
+                                "(mode: one_at_a_time, score: sqnr); the other modes need `method: qat`")
             for key in qat_only:
                 problems.append(f"{self.field(key)}: only used by `method: qat` (ptq does not train); remove it or set "
                                 "`method: qat`")
@@ -272,7 +276,7 @@ class QuantizeStage(Stage):
                 quantize(pinned)
                 if pinned:
                     extra["float_nodes"] = pinned
-                if cfg.fallback:
+                if cfg.fallback or cfg.sensitivity:
                     extra["float_nodes"] = self._ptq_fallback(ctx, cfg, src, pre, out, quantize, pinned, batches,
                                                               layout)
                 if layout == "tensorrt":
@@ -324,14 +328,27 @@ class QuantizeStage(Stage):
 
     def _ptq_fallback(self, ctx: StageContext, cfg: QuantizeConfig, float_path: Path, quantized_from: Path, out: Path,
                       quantize, pinned: list[str], batches: list[dict[str, Any]], layout: str) -> list[str]:
-        """Rank the INT8 file's nodes by input SQNR, then keep the most sensitive float until the budget holds."""
+        """Rank the INT8 file's nodes (`sensitivity` set: one at a time by output SQNR; else by input SQNR), then,
+        with `fallback`, keep the most sensitive float until the budget holds."""
         from edgetl.backends.onnxruntime import make_session, predict
         from edgetl.data.datasets import stratified_subset
-        from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity
+        from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, output_sensitivity
         from edgetl.runtime.meta import read_onnx_meta
 
+        if cfg.sensitivity:
+            n = max(1, -(-cfg.sensitivity.samples // 16))  # calibration batches hold 16 examples
+            ranked = output_sensitivity(quantized_from, out, batches[:n])
+            by, samples = "output SQNR, one node quantized at a time", sum(len(next(iter(b.values()))) for b in batches[:n])
+        else:
+            ranked = node_sensitivity(quantized_from, out, batches[:8])
+            by, samples = "SQNR of the node's int8 input activation", sum(len(next(iter(b.values()))) for b in batches[:8])
+        ranked = [r for r in ranked if r["node"] not in pinned]
+        ctx.metrics.setdefault("ranking", {})[layout] = {
+            "by": by, "samples": int(samples), "nodes": len(ranked),
+            "table": [{k: r[k] for k in ("rank", "node", "op", "sqnr_db")} for r in ranked[:30]]}
         fb = cfg.fallback
-        assert fb is not None
+        if fb is None:
+            return pinned
         data = ctx.data()
         idx = stratified_subset(data.eval.labels, min(fb.samples, len(data.eval)), ctx.recipe.seed + 29)
         evals = data.eval.take(idx)
@@ -346,7 +363,6 @@ class QuantizeStage(Stage):
         first = accuracy(out)  # as quantized by the caller (pinned nodes float)
         all_int8 = ctx.work_dir / f"all-int8-{layout}.onnx"  # kept for the latency comparison below
         shutil.copyfile(out, all_int8)
-        ranked = [r for r in node_sensitivity(quantized_from, out, batches[:8]) if r["node"] not in pinned]
         decision = choose_float_nodes(
             ranked, lambda extra: quantize(pinned + extra), accuracy, float_acc, max_accuracy_drop=fb.max_accuracy_drop,
             max_layers=fb.max_layers, first_accuracy=first)
@@ -357,9 +373,7 @@ class QuantizeStage(Stage):
             feed = encode(evals.inputs[:1], pad_to_max=True) if meta.task == "text" else encode(evals.inputs[:1])
             decision["latency_ms"] = _latency_cost(all_int8, out, feed, ctx.recipe.seed)
         all_int8.unlink(missing_ok=True)
-        decision.update({"samples": int(len(evals)), "pinned_float_nodes": pinned,
-                         "ranking": [{k: r[k] for k in ("rank", "node", "op", "sqnr_db")} for r in ranked[:30]],
-                         "ranked_nodes": len(ranked)})
+        decision.update({"samples": int(len(evals)), "pinned_float_nodes": pinned})
         ctx.metrics.setdefault("fallback", {})[layout] = decision
         log.info("ptq fallback (%s): %s float, accuracy %.4f vs FP32 %.4f (budget %s)", layout,
                  ", ".join(decision["float_nodes"]) or "nothing", decision["accuracy"], float_acc,

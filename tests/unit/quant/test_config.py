@@ -24,9 +24,9 @@ def problems(tmp_path, quantize: str, before: str = "  - type: export\n") -> str
 
 
 def test_ptq_rejects_training_fields_and_mse(tmp_path):
-    text = problems(tmp_path, "    method: ptq\n    epochs: 2\n    calibration: mse\n    sensitivity: {}\n")
+    text = problems(tmp_path, "    method: ptq\n    epochs: 2\n    calibration: mse\n    sensitivity: {mode: all_but_one}\n")
     assert "stages.1.epochs: only used by `method: qat`" in text
-    assert "stages.1.sensitivity: only used by `method: qat`" in text
+    assert "stages.1.sensitivity: ptq ranks one node at a time" in text
     assert "stages.1.calibration: `mse` is not offered" in text
 
 

@@ -15,7 +15,12 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from typer.testing import CliRunner
 
 from edgetl.cli import app
-from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, read_float_inputs
+from edgetl.quant.ptq_fallback import (
+    choose_float_nodes,
+    node_sensitivity,
+    output_sensitivity,
+    read_float_inputs,
+)
 from edgetl.stages.quantize import CalibrationReader, _latency_cost
 from edgetl.testing.recipes import tiny_vision_recipe
 
@@ -69,6 +74,8 @@ def test_the_spiky_layer_ranks_first_and_falling_back_on_it_restores_accuracy(tm
     first = accuracy(quantize([]))
     ranked = node_sensitivity(float_path, q_path, calib)
     assert [r["node"] for r in ranked][0] == "mm2"
+    by_output = output_sensitivity(float_path, q_path, calib)  # one node quantized at a time, logits SQNR
+    assert by_output[0]["node"] == "mm2" and by_output[0]["sqnr_db"] < by_output[1]["sqnr_db"] - 10
     assert ranked[0]["sqnr_db"] < ranked[1]["sqnr_db"] - 10
     assert first < 0.9  # the crushed hidden channels cost real accuracy
     decision = choose_float_nodes(ranked, quantize, accuracy, 1.0, max_accuracy_drop=0.03, max_layers=3,
@@ -92,13 +99,15 @@ def run_cli(tmp_path, quantize_stage):
 
 
 def test_ptq_fallback_and_float_nodes_through_the_pipeline(tmp_path):
-    res = run_cli(tmp_path, {"float_nodes": ["*Gemm*"], "fallback": {"max_accuracy_drop": 0.0, "max_layers": 1,
-                                                                   "samples": 60}})
+    res = run_cli(tmp_path, {"float_nodes": ["*Gemm*"], "sensitivity": {"samples": 32},
+                             "fallback": {"max_accuracy_drop": 0.0, "max_layers": 1, "samples": 60}})
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "run/report.json").read_text())
-    fb = next(s for s in report["stages"] if s["type"] == "quantize")["metrics"]["fallback"]["onnxruntime"]
+    metrics = next(s for s in report["stages"] if s["type"] == "quantize")["metrics"]
+    fb, ranking = metrics["fallback"]["onnxruntime"], metrics["ranking"]["onnxruntime"]
     assert fb["pinned_float_nodes"] and all("Gemm" in n for n in fb["pinned_float_nodes"])
-    assert fb["ranking"] and not any("Gemm" in r["node"] for r in fb["ranking"])  # pinned ones are not ranked
+    assert ranking["table"] and not any("Gemm" in r["node"] for r in ranking["table"])  # pinned ones are not ranked
+    assert ranking["by"].startswith("output SQNR") and ranking["samples"] == 32
     int8 = next(a for a in report["artifacts"] if a["name"] == "onnx_int8")
     graph = onnx.load(str(tmp_path / "run" / int8["path"])).graph
     producer = {o: n.op_type for n in graph.node for o in n.output}
@@ -106,7 +115,7 @@ def test_ptq_fallback_and_float_nodes_through_the_pipeline(tmp_path):
         if node.name in fb["pinned_float_nodes"] + fb["float_nodes"]:
             assert producer.get(node.input[0]) != "DequantizeLinear", node.name  # reads the float activation
             assert producer.get(node.input[1]) != "DequantizeLinear", node.name  # float weights
-    assert "## PTQ fallback (stage 2)" in (tmp_path / "run/report.md").read_text()
+    assert "## PTQ sensitivity and fallback (stage 2)" in (tmp_path / "run/report.md").read_text()
 
 
 def test_a_float_nodes_pattern_that_matches_nothing_is_a_user_error(tmp_path):
