@@ -313,14 +313,10 @@ def float_side_consumers(path: Path) -> int:
         if n.op_type in WEIGHTED_OPS or n.op_type in PASS_THROUGH or n.op_type in ("QuantizeLinear", "DequantizeLinear"):
             continue
         for k, x in enumerate(n.input):
-            dq = producer.get(x)
-            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
-                continue
-            q = producer.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear":
-                continue
-            n.input[k] = q.input[0]
-            rewired += 1
+            src = float_source(x, producer, consts)
+            if src is not None:
+                n.input[k] = src
+                rewired += 1
     if rewired:
         onnx.save(model, str(path))
     return rewired
@@ -363,6 +359,15 @@ def shield_float_nodes(path: Path, float_nodes: list[str]) -> int:
     if shielded:
         onnx.save(model, str(path))
     return shielded
+
+
+def float_source(x: str, producer: dict[str, Any], consts: set[str]) -> str | None:
+    """The float tensor behind `x` when `x` is DequantizeLinear(QuantizeLinear(float tensor)), else None."""
+    dq = producer.get(x)
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
+        return None
+    q = producer.get(dq.input[0])
+    return q.input[0] if q is not None and q.op_type == "QuantizeLinear" else None
 
 
 def _graph_index(g) -> tuple[dict[str, Any], dict[str, list]]:

@@ -113,7 +113,7 @@ def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
     Returns how many inputs were rewired."""
     import onnx
 
-    from edgetl.quant.layouts import _graph_index, _remove_nodes
+    from edgetl.quant.layouts import _graph_index, _remove_nodes, float_source
 
     if not float_nodes:
         return 0
@@ -127,12 +127,9 @@ def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
         if node.name not in wanted:
             continue
         for k, x in enumerate(node.input):
-            dq = producer.get(x)
-            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
-                continue
-            q = producer.get(dq.input[0])
-            if q is not None and q.op_type == "QuantizeLinear":
-                node.input[k] = q.input[0]
+            src = float_source(x, producer, consts)
+            if src is not None:
+                node.input[k] = src
                 rewired += 1
     if not rewired:
         return 0
