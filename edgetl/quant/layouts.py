@@ -305,18 +305,8 @@ def float_side_consumers(path: Path) -> int:
     import onnx
 
     model = onnx.load(str(path))
-    g = model.graph
-    producer, _ = _graph_index(g)
-    consts = {i.name for i in g.initializer}
-    rewired = 0
-    for n in g.node:
-        if n.op_type in WEIGHTED_OPS or n.op_type in PASS_THROUGH or n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        for k, x in enumerate(n.input):
-            src = float_source(x, producer, consts)
-            if src is not None:
-                n.input[k] = src
-                rewired += 1
+    rewired = read_float(model, lambda n: n.op_type not in (*WEIGHTED_OPS, *PASS_THROUGH, "QuantizeLinear",
+                                                            "DequantizeLinear"))
     if rewired:
         onnx.save(model, str(path))
     return rewired
@@ -361,13 +351,25 @@ def shield_float_nodes(path: Path, float_nodes: list[str]) -> int:
     return shielded
 
 
-def float_source(x: str, producer: dict[str, Any], consts: set[str]) -> str | None:
-    """The float tensor behind `x` when `x` is DequantizeLinear(QuantizeLinear(float tensor)), else None."""
-    dq = producer.get(x)
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
-        return None
-    q = producer.get(dq.input[0])
-    return q.input[0] if q is not None and q.op_type == "QuantizeLinear" else None
+def read_float(model, selected) -> int:
+    """Point every input of the `selected(node)` nodes that is DequantizeLinear(QuantizeLinear(float tensor)) at
+    the float tensor itself. Returns how many inputs were rewired."""
+    g = model.graph
+    producer, _ = _graph_index(g)
+    consts = {i.name for i in g.initializer}
+    rewired = 0
+    for n in g.node:
+        if not selected(n):
+            continue
+        for k, x in enumerate(n.input):
+            dq = producer.get(x)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
+                continue
+            q = producer.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                n.input[k] = q.input[0]
+                rewired += 1
+    return rewired
 
 
 def _graph_index(g) -> tuple[dict[str, Any], dict[str, list]]:

@@ -113,24 +113,14 @@ def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
     Returns how many inputs were rewired."""
     import onnx
 
-    from edgetl.quant.layouts import _graph_index, _remove_nodes, float_source
+    from edgetl.quant.layouts import _graph_index, _remove_nodes, read_float
 
     if not float_nodes:
         return 0
     model = onnx.load(str(path))
     g = model.graph
-    producer, _ = _graph_index(g)
-    consts = {t.name for t in g.initializer}
     wanted = set(float_nodes)
-    rewired = 0
-    for node in g.node:
-        if node.name not in wanted:
-            continue
-        for k, x in enumerate(node.input):
-            src = float_source(x, producer, consts)
-            if src is not None:
-                node.input[k] = src
-                rewired += 1
+    rewired = read_float(model, lambda n: n.name in wanted)
     if not rewired:
         return 0
     outputs = {o.name for o in g.output}
