@@ -155,7 +155,9 @@ def _hf_skeleton(ref: str, task: str, local_only: bool = False, pooling: str = "
     hf = _auto_class(task).from_config(config)
     if task != "text":
         return HFImageClassifier(hf)
-    return HFTextClassifier(hf, resolve_pooling(ref, pooling) if Path(ref).is_dir() else "cls" if pooling == "auto" else pooling)
+    if pooling == "auto" and not Path(ref).is_dir():
+        pooling = "cls"  # validation stays off the network; only module names are checked on this skeleton
+    return HFTextClassifier(hf, resolve_pooling(ref, pooling))
 
 
 def matches(name: str, target: str) -> bool:

@@ -62,10 +62,9 @@ class HFTextClassifier(nn.Module):
         return self.hf.classifier(dropout(pooled) if dropout is not None else pooled)
 
 
-def sentence_pooling(ref: str, kwargs: dict[str, Any] | None = None) -> str | None:
+def sentence_pooling(ref: str, revision: str | None = None) -> str | None:
     """The pooling a sentence-transformers folder or hub repo declares (modules.json -> Pooling config):
     "mean", "cls", or None when it declares none (a plain transformers model) or cannot be read."""
-    kwargs = kwargs or {}
 
     def read(name: str) -> Any:
         if Path(ref).is_dir():
@@ -73,7 +72,7 @@ def sentence_pooling(ref: str, kwargs: dict[str, Any] | None = None) -> str | No
             return json.loads(local.read_text()) if local.exists() else None
         from huggingface_hub import hf_hub_download
 
-        return json.loads(Path(hf_hub_download(ref, name, revision=kwargs.get("revision"))).read_text())
+        return json.loads(Path(hf_hub_download(ref, name, revision=revision)).read_text())
 
     try:
         modules = read("modules.json") or []
@@ -93,10 +92,10 @@ def sentence_pooling(ref: str, kwargs: dict[str, Any] | None = None) -> str | No
     return None
 
 
-def resolve_pooling(ref: str, requested: str, kwargs: dict[str, Any] | None = None) -> str:
+def resolve_pooling(ref: str, requested: str, revision: str | None = None) -> str:
     if requested != "auto":
         return requested
-    declared = sentence_pooling(ref, kwargs)
+    declared = sentence_pooling(ref, revision)
     if declared:
         log.info("text pooling: %s (declared by the model's sentence-transformers config; model.pooling overrides)", declared)
     return declared or "cls"
@@ -179,7 +178,7 @@ def load_hf(ref: str, task: str, label_names: list[str], *, revision: str | None
     if task == "text":
         files["tokenizer.json"], input_names = _tokenizer_file(ref, workdir, kwargs)
         pre = Preprocessing(kind="text", input_names=input_names, max_length=max_length or 128, tokenizer_file="tokenizer.json")
-        builder["pooling"] = resolve_pooling(ref, pooling, {"revision": revision} if revision and not is_local else None)
+        builder["pooling"] = resolve_pooling(ref, pooling, None if is_local else revision)
         return HFTextClassifier(hf, builder["pooling"]), pre, files, builder
     pre = _image_preprocessing(ref, config, input_size)
     return HFImageClassifier(hf), pre, files, builder

@@ -16,7 +16,7 @@ def onnx_parity(path: Path, encoder, raw_inputs: Any, reference_logits: np.ndarr
     session = make_session(path, threads=None)
     logits = predict(session, encoder, raw_inputs, batch_size=batch_size)
     diff = np.abs(logits - reference_logits)
-    plain = predict(_unoptimized_session(path), encoder, raw_inputs, batch_size=batch_size)
+    plain = predict(unoptimized_session(path), encoder, raw_inputs, batch_size=batch_size)
     return {"top1_agreement": float((logits.argmax(-1) == reference_logits.argmax(-1)).mean()),
             "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "samples": int(len(raw_inputs)),
             # the same file in ONNX Runtime with its graph optimizations off (no fusions, no NCHWc or int8
@@ -25,13 +25,15 @@ def onnx_parity(path: Path, encoder, raw_inputs: Any, reference_logits: np.ndarr
             "unoptimized_ort_max_abs_diff": float(np.abs(plain - logits).max())}
 
 
-def _unoptimized_session(path: Path):
+def unoptimized_session(model: Path | bytes):
+    """ONNX Runtime CPU with graph optimizations off: the arithmetic of the graph as written (a file or bytes)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=so,
+                                providers=["CPUExecutionProvider"])
 
 
 def rounding_noise_floor(module, encoder, raw_inputs: Any, reference_logits: np.ndarray, batch_size: int = 32,

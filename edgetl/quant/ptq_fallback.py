@@ -37,8 +37,9 @@ def _activation_quantizers(model) -> dict[str, tuple[str, str, str]]:
 def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
     """Quantized nodes of `qdq_path` (quantized from `float_path`), lowest input SQNR (most sensitive) first."""
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
+
+    from edgetl.quant.parity import unoptimized_session
 
     model = onnx.load(str(qdq_path))
     quantizers = _activation_quantizers(model)
@@ -48,10 +49,7 @@ def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, n
     names = sorted(n for n in quantizers if n in produced)
     known = {o.name for o in fmodel.graph.output}
     fmodel.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the values of the graph as written
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(fmodel.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    sess = unoptimized_session(fmodel.SerializeToString())  # the values of the graph as written
     inputs = {i.name for i in sess.get_inputs()}
     signal = dict.fromkeys(names, 0.0)
     noise = dict.fromkeys(names, 0.0)
@@ -78,6 +76,11 @@ def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, n
         if acts:
             worst = min(acts, key=lambda a: sqnr[a])
             rows.append({"node": node.name, "op": node.op_type, "input": worst, "sqnr_db": round(float(sqnr[worst]), 2)})
+    return _ranked(rows)
+
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lowest SQNR (most sensitive) first, numbered from 1."""
     rows.sort(key=lambda r: r["sqnr_db"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
@@ -144,19 +147,16 @@ def output_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str,
     import copy
 
     import onnx
-    import onnxruntime as ort
     from onnx import helper
+
+    from edgetl.quant.parity import unoptimized_session
 
     qmodel = onnx.load(str(qdq_path))
     fmodel = onnx.load(str(float_path))
     qinits = {t.name: t for t in qmodel.graph.initializer}
     producer = {o: n for n in qmodel.graph.node for o in n.output}
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the arithmetic as written
-    so.log_severity_level = 3
-
     def logits(model) -> np.ndarray:
-        sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+        sess = unoptimized_session(model.SerializeToString())  # the arithmetic as written
         names = {i.name for i in sess.get_inputs()}
         return np.concatenate([sess.run(None, {k: v for k, v in b.items() if k in names})[0] for b in batches])
 
@@ -200,7 +200,4 @@ def output_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str,
         signal = float(np.square(reference, dtype=np.float64).sum())
         sqnr = 10.0 * np.log10(max(signal, 1e-30) / noise) if noise > 0 else float("inf")
         rows.append({"node": qnode.name, "op": qnode.op_type, "sqnr_db": round(float(sqnr), 2)})
-    rows.sort(key=lambda r: r["sqnr_db"])
-    for rank, row in enumerate(rows, 1):
-        row["rank"] = rank
-    return rows
+    return _ranked(rows)

@@ -59,10 +59,8 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
                          f"{fb['steps'][0]['drop']:.4f} -> {final_drop:.4f} on {fb['samples']} examples "
                          f"({'met' if fb['budget_met'] else 'NOT met'})"
                          + (f"; tried and left INT8 (no gain): {', '.join(tried)}" if tried else "") + ".")
-            lat = fb.get("latency_ms")
-            if lat:
-                lines.append(f"Latency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "
-                             f"fallback ({lat['cost_ratio']:.2f}x; {lat['note']}).")
+            if fb.get("latency_ms"):
+                lines.append(_latency_line(fb["latency_ms"]))
     return lines
 
 
@@ -84,10 +82,13 @@ def _ptq_lines(index: int, rankings: dict[str, Any], fallbacks: dict[str, Any]) 
                      f"{', '.join(fb['float_nodes']) or 'nothing'} in float ({'met' if fb['budget_met'] else 'NOT met'})."
                      + (f" Pinned float by `float_nodes`: {', '.join(fb['pinned_float_nodes'])}."
                         if fb.get("pinned_float_nodes") else ""))
-        lat = fb.get("latency_ms")
-        if lat:
-            lines.append(f"\nLatency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with "
-                         f"fallback ({lat['cost_ratio']:.2f}x; {lat['note']}).")
+        if fb.get("latency_ms"):
+            lines.append("\n" + _latency_line(fb["latency_ms"]))
         lines += ["", "| float nodes | accuracy | drop |", "|---|---|---|"]
         lines += [f"| {len(st['float_nodes'])} | {st['accuracy']:.4f} | {st['drop']:.4f} |" for st in fb["steps"]]
     return lines
+
+
+def _latency_line(lat: dict[str, Any]) -> str:
+    return (f"Latency cost: {lat['all_int8']:.3f} ms all INT8 -> {lat['with_fallback']:.3f} ms with fallback "
+            f"({lat['cost_ratio']:.2f}x; {lat['note']}).")

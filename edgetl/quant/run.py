@@ -234,11 +234,9 @@ def fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, ort_f
     float vs the same model with every layer INT8: what the fallback costs."""
     import torch
 
-    from edgetl.backends.onnxruntime import make_session, session_inputs
-    from edgetl.bench.protocol import summarize, time_interleaved
     from edgetl.quant import qat
     from edgetl.quant.layouts import derive_onnxruntime
-    from edgetl.stages.quantize import layout_options
+    from edgetl.stages.quantize import fallback_latency, layout_options
 
     tmp = ctx.work_dir / "tmp-all-int8"
     tmp.mkdir()
@@ -251,18 +249,8 @@ def fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, ort_f
                            op_types=opts["op_types_to_quantize"], activation_type=opts["activation_type"],
                            weight_type=opts["weight_type"], reduce_range=opts["reduce_range"])
         feed_raw = encode(raw_batches[0][:1], pad_to_max=True) if model.task == "text" else encode(raw_batches[0][:1])
-        fns = {}
-        for key, path in (("all_int8", tmp / "ort.onnx"), ("with_fallback", ort_fallback)):
-            sess = make_session(path, threads=2)
-            feed = session_inputs(sess, feed_raw)
-            fns[key] = (lambda s=sess, f=feed: s.run(None, f))
-        # 300 interleaved runs each: with 60, a shared machine's noise (CoV 50 %+) once showed a fallback that
-        # costs ~30 % as 5 % *faster*
-        samples = time_interleaved(fns, iterations=300, warmup_seconds=0.5, seed=ctx.recipe.seed)
-        out = {k: round(summarize(v)["p50"], 4) for k, v in samples.items()}
-        out["note"] = "p50 ms, onnxruntime layout, batch 1, 2 threads, 300 interleaved iterations each"
-        out["cost_ratio"] = round(out["with_fallback"] / out["all_int8"], 4)
-        return out
+        return fallback_latency(tmp / "ort.onnx", ort_fallback, feed_raw, ctx.recipe.seed,
+                                note="p50 ms, onnxruntime layout, batch 1, 2 threads, 300 interleaved iterations each")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from edgetl.quant.ptq_fallback import (
     output_sensitivity,
     read_float_inputs,
 )
-from edgetl.stages.quantize import CalibrationReader, _latency_cost
+from edgetl.stages.quantize import CalibrationReader, fallback_latency
 from edgetl.testing.recipes import tiny_vision_recipe
 
 
@@ -84,7 +84,7 @@ def test_the_spiky_layer_ranks_first_and_falling_back_on_it_restores_accuracy(tm
     assert len(decision["steps"]) == 2  # stops as soon as the budget holds
     all_int8 = tmp_path / "all.onnx"
     quantize([]).rename(all_int8)
-    cost = _latency_cost(all_int8, quantize(["mm2"]), {"x": test_x[:1]}, seed=0)
+    cost = fallback_latency(all_int8, quantize(["mm2"]), {"x": test_x[:1]}, seed=0)
     assert cost["all_int8"] > 0 and cost["with_fallback"] > 0
     assert cost["cost_ratio"] == pytest.approx(cost["with_fallback"] / cost["all_int8"], rel=1e-3)
 
