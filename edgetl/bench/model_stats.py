@@ -2,7 +2,7 @@
 
 ONNX MACs come from the real tensor shapes of one batch-1 run (every Conv/Gemm/MatMul input and output
 exposed as a graph output, graph optimisation off), so they hold for dynamic shapes, reshapes computed at
-run time and Q/DQ (INT8) graphs alike. PyTorch MACs come from torch's FlopCounterMode (FLOPs / 2).
+run time and Q/DQ (INT8) graphs alike. PyTorch MACs come from `models/macs.py`, which counts the same ops.
 """
 
 from __future__ import annotations
@@ -108,15 +108,11 @@ def onnx_stats(path: Path, feed: dict[str, np.ndarray] | None) -> dict[str, Any]
 
 
 def torch_stats(module, feed: dict[str, np.ndarray] | None) -> dict[str, Any]:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from edgetl.models.macs import count_macs
 
     stats: dict[str, Any] = {"params": int(sum(p.numel() for p in module.parameters())), "macs": None}
     if feed is not None:
         from edgetl.models.base import to_torch
 
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            module(**to_torch(feed))
-        stats["macs"] = int(counter.get_total_flops() // 2)
+        stats["macs"], _ = count_macs(module, to_torch(feed))
     return stats

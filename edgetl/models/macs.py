@@ -1,13 +1,15 @@
 """Multiply-accumulate counts of a model at its deployed input shape (batch 1).
 
-torch-pruning's counter (`tp.utils.count_ops_and_params`) when it is installed; otherwise a forward-hook
-counter over Conv/Linear layers (the layers that carry nearly all MACs of the models edgetl makes).
+MACs here are the multiply-accumulates of convolutions and matrix products (Conv, MatMul, Gemm and
+attention), the same definition `edgetl bench` applies to an ONNX file (`bench/model_stats.py`), so a
+model and its export report the same number. Counted at the ATen level with torch's FlopCounterMode:
+module-hook counters (torch-pruning's included) miss layers that subclass nn.Conv2d and call F.conv2d
+themselves, such as EfficientNet-Lite's same-padding convolutions.
 Also fills `info["macs"]` of every artifact a stage produces, so report.json has MACs on each of them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,51 +23,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _hook_count(module: nn.Module, example_inputs: dict[str, Any]) -> tuple[int, int]:
+def _flop_mapping() -> dict[Any, Any]:
+    """FlopCounterMode's table plus the CPU attention kernel it lacks (two batched matmuls: QK^T and AV)."""
     import torch
-    from torch import nn
+    from torch.utils.flop_counter import sdpa_flop_count
 
-    total = [0]
+    def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)  # the counter passes shapes, not tensors
 
-    def conv_hook(m: nn.Conv2d, _inp, out):
-        k = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]  # (in / groups) * kh * kw
-        total[0] += int(out.numel() // out.shape[0] * k)
-
-    def linear_hook(m: nn.Linear, _inp, out):
-        total[0] += int(out.numel() // out.shape[0] * m.in_features)
-
-    handles = []
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    try:
-        with torch.no_grad():
-            module(**example_inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0], sum(p.numel() for p in module.parameters())
+    mapping: dict[Any, Any] = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        mapping[op] = cpu_sdpa
+    return mapping
 
 
 def count_macs(module: nn.Module, example_inputs: dict[str, Any]) -> tuple[int, int]:
-    """(MACs, parameters) of one forward pass on `example_inputs` (use batch 1)."""
+    """(MACs, parameters) of one forward pass on `example_inputs` (use batch 1), in eval mode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     was_training = module.training
     module.eval()
     try:
-        if importlib.util.find_spec("torch_pruning") is not None:
-            import contextlib
-            import io
-
-            import torch_pruning as tp
-
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints "No positional inputs found" for kwargs
-                macs, params = tp.utils.count_ops_and_params(module, example_inputs)
-            return int(macs), int(params)
-        return _hook_count(module, example_inputs)
+        with FlopCounterMode(display=False, custom_mapping=_flop_mapping()) as counter, torch.no_grad():
+            module(**example_inputs)
     finally:
         module.train(was_training)
+    return int(counter.get_total_flops()) // 2, sum(p.numel() for p in module.parameters())
 
 
 def model_macs(model: EdgeModel) -> tuple[int, int]:
