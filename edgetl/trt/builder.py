@@ -83,7 +83,11 @@ def onnx_description(path: Path) -> tuple[list[dict[str, Any]] | None, str | Non
             import onnx
         except ImportError:
             return None, task, max_length
-        graph = onnx.load(str(path), load_external_data=False).graph
+        try:
+            graph = onnx.load(str(path), load_external_data=False).graph
+        except Exception as exc:  # noqa: BLE001 - a file onnx cannot read is TensorRT's parser's to report
+            log.debug("onnx could not read %s (%s): no axis names from the graph", path, exc)
+            return None, task, max_length
         inputs = [{"name": v.name, "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]}
                   for v in graph.input]
     return inputs, task, max_length
@@ -147,6 +151,29 @@ def _merge_names(onnx_inputs: list[dict[str, Any]] | None, trt_inputs: list[dict
     return out
 
 
+def attach_timing_cache(config, blob: bytes, path: Path) -> bool:
+    """Load the saved timing cache into the builder config, or start a fresh one; False when the build has to
+    run without any (it still builds, only slower).
+
+    `create_timing_cache` returns None for bytes it cannot read (a truncated or foreign file), as NVIDIA's
+    samples check; `set_timing_cache(cache, False)` keeps the device check on, so a cache from another GPU or
+    TensorRT is refused rather than trusted."""
+    if blob:
+        cache = config.create_timing_cache(blob)
+        if cache is None:
+            log.warning("timing cache %s could not be read (%d bytes); starting a fresh one", path, len(blob))
+        elif config.set_timing_cache(cache, False):
+            log.info("timing cache: %s (%d bytes)", path, len(blob))
+            return True
+        else:
+            log.warning("timing cache %s was made on another device or TensorRT; starting a fresh one", path)
+    fresh = config.create_timing_cache(b"")
+    if fresh is not None and config.set_timing_cache(fresh, False):
+        return True
+    log.warning("TensorRT could not create an empty timing cache; building without one")
+    return False
+
+
 def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOptions | None = None, *,
                  inputs: list[dict[str, Any]] | None = None, task: str | None = None,
                  max_length: int | None = None) -> BuildResult:
@@ -169,10 +196,6 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
     dialect = choose_dialect(str(trt.__version__), has_qdq=has_qdq_nodes(data), choice=opts.dialect,  # type: ignore[arg-type]
                              fp16=opts.fp16)
     log.info("TensorRT %s on %s (SM %s): %s", dev["trt_version"], dev["name"], dev["compute_capability"], dialect.reason)
-    onnx_inputs = inputs
-    if inputs is None:
-        onnx_inputs, found_task, found_length = onnx_description(onnx_path)
-        task, max_length = task or found_task, max_length or found_length
 
     logger = _make_logger(trt)
     builder = trt.Builder(logger)
@@ -184,6 +207,11 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
                           problems=errors or logger.errors,
                           hint="each line names the ONNX node; unsupported ops need a different export (opset 17) "
                                "or a plugin; a Q/DQ error usually means a non-zero zero point (use layout: tensorrt)")
+    # Only after TensorRT's parser accepted the file: its error list says more than onnx's DecodeError would.
+    onnx_inputs = inputs
+    if inputs is None:
+        onnx_inputs, found_task, found_length = onnx_description(onnx_path)
+        task, max_length = task or found_task, max_length or found_length
     profile_inputs = _merge_names(onnx_inputs, _network_inputs(network))
     profile = resolve_profile(profile_inputs, opts.shapes, task=task, max_length=max_length)
     shapes = describe(profile)
@@ -214,13 +242,7 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
     config.add_optimization_profile(opt_profile)
 
     tc_path = timing_cache_path(root, device.name, device.compute_capability, device.trt_version)
-    blob = tc_path.read_bytes() if tc_path.is_file() else b""
-    timing = config.create_timing_cache(blob)
-    if not config.set_timing_cache(timing, False):  # False: keep the device check on
-        log.warning("timing cache %s was made on another device or TensorRT; starting a fresh one", tc_path)
-        config.set_timing_cache(config.create_timing_cache(b""), False)
-    elif blob:
-        log.info("timing cache: %s (%d bytes)", tc_path, len(blob))
+    attach_timing_cache(config, tc_path.read_bytes() if tc_path.is_file() else b"", tc_path)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -229,7 +251,9 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
         raise StageError(f"TensorRT could not build an engine from {onnx_path}",
                          problems=logger.errors or ["(TensorRT logged no error; rerun with -v for its log)"],
                          hint="a larger --workspace, other --shapes, or `dialect: weak` on TensorRT 10.x may help")
-    save_timing_cache(tc_path, bytes(config.get_timing_cache().serialize()))
+    timing = config.get_timing_cache()
+    if timing is not None:
+        save_timing_cache(tc_path, bytes(timing.serialize()))
     engine_bytes = bytes(serialized)
     out_path.write_bytes(engine_bytes)
 
