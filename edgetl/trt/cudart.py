@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,9 @@ def cudart():
     return rt
 
 
-def check(result: Any, what: str) -> Any:
+def check(result: Any, what: str, rt: Any = None) -> Any:
     """Unwrap a cuda-python result tuple; raise CudaError on failure."""
-    rt = cudart()
+    rt = rt or cudart()
     err, values = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
     if err != rt.cudaError_t.cudaSuccess:
         name = rt.cudaGetErrorName(err)[1]
@@ -46,12 +47,25 @@ def check(result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def native_handle(obj: Any) -> int:
+    """The address behind a cuda-python handle (a stream for TensorRT's `execute_async_v3`). cuda-python
+    12.9.1 and 13 deprecate `int(obj)` for `cuda.bindings.utils.get_cuda_native_handle`; older ones have only
+    `int(obj)`."""
+    if isinstance(obj, int):
+        return obj
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
+
+
 class Stream:
     def __init__(self):
         self.handle = check(cudart().cudaStreamCreate(), "cudaStreamCreate")
 
     def __int__(self) -> int:
-        return int(self.handle)
+        return native_handle(self.handle)
 
     def synchronize(self) -> None:
         check(cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
@@ -124,27 +138,58 @@ def copy_to_host(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stre
 
 
 class Graph:
-    """A CUDA graph captured from the work enqueued on a stream (one `execute_async_v3`), replayed with one
-    launch. Valid while the captured buffer addresses and input shapes stay the same."""
+    """An instantiated CUDA graph (the work one `execute_async_v3` enqueued), replayed with one launch. Valid
+    while the captured buffer addresses and input shapes stay the same."""
 
-    def __init__(self, stream: Stream, enqueue):
-        rt = cudart()
-        check(rt.cudaStreamBeginCapture(stream.handle, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
-              "cudaStreamBeginCapture")
-        try:
-            enqueue()
-        finally:
-            self.graph = check(rt.cudaStreamEndCapture(stream.handle), "cudaStreamEndCapture")
-        self.exec = check(rt.cudaGraphInstantiateWithFlags(self.graph, 0), "cudaGraphInstantiateWithFlags")
+    def __init__(self, exec_handle: Any, rt: Any = None):
+        self.rt = rt or cudart()
+        self.exec = exec_handle
 
-    def launch(self, stream: Stream) -> None:
-        check(cudart().cudaGraphLaunch(self.exec, stream.handle), "cudaGraphLaunch")
+    def launch(self, stream: Any) -> None:
+        check(self.rt.cudaGraphLaunch(self.exec, stream), "cudaGraphLaunch", self.rt)
 
     def close(self) -> None:
-        rt = cudart()
-        if getattr(self, "exec", None) is not None:
-            check(rt.cudaGraphExecDestroy(self.exec), "cudaGraphExecDestroy")
+        if self.exec is not None:
+            check(self.rt.cudaGraphExecDestroy(self.exec), "cudaGraphExecDestroy", self.rt)
             self.exec = None
-        if getattr(self, "graph", None) is not None:
-            check(rt.cudaGraphDestroy(self.graph), "cudaGraphDestroy")
-            self.graph = None
+
+
+def _end_capture_on_error(rt: Any, stream: Any) -> None:
+    """End a capture that failed, destroy whatever graph it left and clear the sticky CUDA error, as
+    trtexec's TrtCudaGraph::endCaptureOnError does: an invalidated capture returns no graph, a capture
+    TensorRT gave up on returns one that must not be used."""
+    result = rt.cudaStreamEndCapture(stream)
+    err, graph = result[0], (result[1] if len(result) > 1 else None)
+    if err == rt.cudaError_t.cudaSuccess and graph is not None:
+        check(rt.cudaGraphDestroy(graph), "cudaGraphDestroy", rt)
+    rt.cudaGetLastError()
+    if err not in (rt.cudaError_t.cudaSuccess, rt.cudaError_t.cudaErrorStreamCaptureInvalidated):
+        check(result, "cudaStreamEndCapture", rt)
+
+
+def capture_graph(stream: Any, enqueue: Callable[[], bool], rt: Any = None) -> Graph | None:
+    """Capture what `enqueue` puts on `stream` into an instantiated graph, or None when the work cannot be
+    captured (`enqueue` returned False under capture, or the capture was invalidated); the stream is then out
+    of capture mode and the CUDA error cleared, so plain enqueues go on working. trtexec's order
+    (sampleInference.cpp): run `enqueue` once outside capture before calling this."""
+    rt = rt or cudart()
+    check(rt.cudaStreamBeginCapture(stream, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+          "cudaStreamBeginCapture", rt)
+    try:
+        ok = bool(enqueue())
+    except BaseException:
+        _end_capture_on_error(rt, stream)
+        raise
+    if not ok:
+        _end_capture_on_error(rt, stream)
+        return None
+    err, graph = rt.cudaStreamEndCapture(stream)[:2]
+    if err == rt.cudaError_t.cudaErrorStreamCaptureInvalidated:  # something in the capture was not allowed
+        rt.cudaGetLastError()
+        return None
+    check((err, graph), "cudaStreamEndCapture", rt)
+    try:
+        exec_handle = check(rt.cudaGraphInstantiateWithFlags(graph, 0), "cudaGraphInstantiateWithFlags", rt)
+    finally:  # the instantiated graph does not need its template (trtexec destroys it right away too)
+        check(rt.cudaGraphDestroy(graph), "cudaGraphDestroy", rt)
+    return Graph(exec_handle, rt)

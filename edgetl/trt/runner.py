@@ -24,8 +24,12 @@ from edgetl.trt.cudart import (
     Graph,
     PinnedBuffer,
     Stream,
+    capture_graph,
+    check,
     copy_to_device,
     copy_to_host,
+    cudart,
+    native_handle,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,62 @@ def profile_violation(name: str, shape: tuple[int, ...], lo: tuple[int, ...], hi
     return None
 
 
+class Enqueue:
+    """`execute_async_v3` on one stream, or its replay as a CUDA graph.
+
+    A graph holds what TensorRT enqueued for the input shapes set when it was captured, so one graph is kept,
+    for exactly those shapes: a run with other shapes (a last, smaller chunk) destroys it and captures again.
+    Capture follows trtexec (sampleInference.cpp): a plain enqueue first, so TensorRT's shape-dependent setup
+    stays out of the graph, then capture; when the engine cannot be captured (execute_async_v3 returns False
+    under capture, or the capture is invalidated) the capture is ended, the partial graph destroyed, the CUDA
+    error cleared, and this and every later run use plain enqueue.
+
+    `context` needs only `execute_async_v3`, `rt` only the cuda-python runtime calls, so a test can drive
+    this with fakes of both."""
+
+    def __init__(self, context: Any, stream: Any, *, use_cuda_graph: bool = False, rt: Any = None):
+        self.context, self.stream = context, stream
+        self.rt = rt or cudart()
+        self.use_cuda_graph = use_cuda_graph
+        self.graph: Graph | None = None
+        self.graph_shapes: tuple | None = None
+        self._stream_ptr = native_handle(stream)
+
+    def _try(self) -> bool:
+        return bool(self.context.execute_async_v3(self._stream_ptr))
+
+    def _plain(self) -> None:
+        if not self._try():
+            raise ModelError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+
+    def drop_graph(self) -> None:
+        if self.graph is not None:
+            self.graph.close()
+        self.graph, self.graph_shapes = None, None
+
+    def __call__(self, shapes: tuple) -> None:
+        """Run once on the bound buffers, with `shapes` the input shapes set on the context."""
+        if not self.use_cuda_graph:
+            self._plain()
+            return
+        if self.graph is not None and self.graph_shapes == shapes:
+            self.graph.launch(self.stream)
+            return
+        self.drop_graph()  # a graph is valid only for the shapes it was captured with
+        self._plain()  # this run's result, and TensorRT's setup for these shapes outside the capture
+        check(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize", self.rt)
+        try:
+            graph = capture_graph(self.stream, self._try, self.rt)
+            why = "the engine has work CUDA graph capture does not allow"
+        except CudaError as exc:
+            graph, why = None, str(exc)
+        if graph is None:
+            log.warning("CUDA graph capture failed (%s); running without CUDA graphs", why)
+            self.use_cuda_graph = False
+            return
+        self.graph, self.graph_shapes = graph, shapes
+
+
 class TrtSession:
     def __init__(self, engine: str | Path | bytes, *, use_cuda_graph: bool = False):
         from edgetl.trt.device import require_tensorrt
@@ -69,8 +129,7 @@ class TrtSession:
         self.context = self.engine.create_execution_context()
         self.stream = Stream()
         self.start, self.end = Event(), Event()
-        self.use_cuda_graph = use_cuda_graph
-        self._graphs: dict[tuple, Graph] = {}
+        self.enqueue = Enqueue(self.context, self.stream.handle, use_cuda_graph=use_cuda_graph)
         self.specs: list[TensorSpec] = []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
@@ -97,6 +156,11 @@ class TrtSession:
             self.context.set_tensor_address(s.name, self.device[s.name].ptr)
         self._shapes: dict[str, tuple[int, ...]] = {}
         self.last_gpu_ms: float | None = None
+
+    @property
+    def use_cuda_graph(self) -> bool:
+        """Whether runs replay a CUDA graph (False after a failed capture)."""
+        return self.enqueue.use_cuda_graph
 
     def max_batch(self) -> int | None:
         first = next((s for s in self.specs if s.is_input), None)
@@ -131,36 +195,13 @@ class TrtSession:
                 self._shapes[s.name] = shape
             np.copyto(self.host[s.name].view(s.dtype, shape), arr)
 
-    def _enqueue(self) -> None:
-        if not self.context.execute_async_v3(int(self.stream)):
-            raise ModelError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
-
-    def _execute_on_stream(self) -> None:
-        if not self.use_cuda_graph:
-            self._enqueue()
-            return
-        key = tuple(sorted(self._shapes.items()))
-        graph = self._graphs.get(key)
-        if graph is None:
-            self._enqueue()  # TensorRT does its shape-dependent setup outside capture
-            self.stream.synchronize()
-            try:
-                graph = Graph(self.stream, self._enqueue)
-            except CudaError as exc:
-                log.warning("CUDA graph capture failed (%s); running without CUDA graphs", exc)
-                self.use_cuda_graph = False
-                self._enqueue()
-                return
-            self._graphs[key] = graph
-        graph.launch(self.stream)
-
     def execute(self) -> None:
         """Copy in, run, copy out, sync: one host end-to-end inference on the bound inputs. GPU compute time
         of the run itself is left in `last_gpu_ms`."""
         for name in self.input_names:
             copy_to_device(self.device[name], self.host[name], self._nbytes(name), self.stream)
         self.start.record(self.stream)
-        self._execute_on_stream()
+        self.enqueue(tuple(sorted(self._shapes.items())))
         self.end.record(self.stream)
         for name in self.output_names:
             copy_to_host(self.host[name], self.device[name], self._nbytes(name), self.stream)
@@ -192,9 +233,7 @@ class TrtSession:
         return (time.perf_counter() - t0) * 1000, float(self.last_gpu_ms or 0.0)
 
     def close(self) -> None:
-        for g in self._graphs.values():
-            g.close()
-        self._graphs.clear()
+        self.enqueue.drop_graph()
         for pinned in self.host.values():
             pinned.close()
         for buf in self.device.values():
