@@ -13,7 +13,9 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import os
 import resource
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +110,35 @@ def target_from_path(path: str | Path, name: str | None = None) -> list[Target]:
 
 def _default_name(p: Path) -> str:
     return p.parent.name if p.name == "model.onnx" else p.stem
+
+
+def make_names_unique(targets: list[Target]) -> None:
+    """Give targets that share a name (every export is `onnx/model.onnx`) the shortest path suffix that tells
+    them apart, e.g. `01-export-abc/onnx/model.onnx` vs `02-quantize-def/onnx/model.onnx`: rows, interleaved
+    timings and history are keyed by name, so two files under one name would share one set of timings."""
+    groups: dict[str, list[Target]] = {}
+    for t in targets:
+        groups.setdefault(t.name, []).append(t)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        paths = list(dict.fromkeys(os.path.abspath(t.path) for t in group))
+        if len(paths) < 2:
+            continue
+        parts = [Path(p).parts for p in paths]
+        for k in range(1, max(len(p) for p in parts) + 1):
+            suffix = {p: "/".join(q[-k:]) for p, q in zip(paths, parts, strict=True)}
+            if len(set(suffix.values())) == len(paths):
+                break
+        for t in group:
+            derived = name in (_default_name(t.path), t.path.name)
+            short = suffix[os.path.abspath(t.path)]
+            t.name = short if derived else f"{name} ({short})"
+    seen: dict[str, int] = {}
+    for t in targets:  # the same file given twice: number the repeats
+        seen[t.name] = seen.get(t.name, 0) + 1
+        if seen[t.name] > 1:
+            t.name = f"{t.name} #{seen[t.name]}"
 
 
 def _onnx_meta(p: Path):
@@ -228,8 +259,28 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 1e6
 
 
+PEAK_RSS_SOURCES = {
+    "VmHWM": "VmHWM of /proc/self/status: this process's own high-water mark (reset at exec)",
+    "getrusage": "getrusage ru_maxrss (no /proc here): on Linux it also counts what the process used before an exec",
+}
+
+
+def peak_rss() -> tuple[float, str]:
+    """(peak resident MB of this process, key of PEAK_RSS_SOURCES). getrusage's maximum survives exec on Linux,
+    so a parent that used 3 GB and exec'd the benchmark would be reported; VmHWM starts afresh."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6, "VmHWM"  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6, "getrusage"
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux
+    return peak_rss()[0]
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -281,6 +332,7 @@ def run_benchmark(targets: list[Target], opts: BenchOptions, *, eval_split=None,
         raise BenchmarkError("nothing to benchmark: no model given")
     if not opts.batches or any(b < 1 for b in opts.batches):
         raise BenchmarkError(f"batch sizes must be positive integers, got {opts.batches}", hint="e.g. --batch 1,8,32")
+    make_names_unique(targets)
     started = dt.datetime.now(dt.timezone.utc)
     load_before = _loadavg()
     rows: list[dict[str, Any]] = []
@@ -288,7 +340,7 @@ def run_benchmark(targets: list[Target], opts: BenchOptions, *, eval_split=None,
     backends: dict[str, tuple[Any, dict[str, Any] | None]] = {}
     stats_cache: dict[str, dict[str, Any]] = {}
     for t in targets:
-        names = opts.backends or [FORMAT_BACKEND.get(t.format, "ort-cpu")]
+        names = list(dict.fromkeys(opts.backends or [FORMAT_BACKEND.get(t.format, "ort-cpu")]))
         for bname in names:
             if bname not in backends:
                 backends[bname] = backend_status(bname)
@@ -314,6 +366,16 @@ def run_benchmark(targets: list[Target], opts: BenchOptions, *, eval_split=None,
             except BackendUnavailableError as exc:
                 row.update(status="unavailable", reason=str(exc), hint=exc.hint)
                 continue
+            except EdgetlError:
+                raise
+            except Exception as exc:
+                if t.format == "onnx":
+                    from edgetl.backends.onnx_file import read_onnx
+
+                    read_onnx(t.path)  # an empty, truncated or garbage file: ModelError naming it (exit 2)
+                log.warning("%s could not load %s: %s", bname, t.path, exc)
+                row.update(status="error", reason=f"{bname} could not load {t.path}: {type(exc).__name__}: {exc}")
+                continue
             row["runtime"] = {**backend.versions(), **loaded.info()}
             v = _Variant(f"{t.name}@{bname}", t, bname, loaded, row)
             try:
@@ -330,6 +392,9 @@ def run_benchmark(targets: list[Target], opts: BenchOptions, *, eval_split=None,
     if not variants:
         problems = [f"{r['model']} on {r['backend']}: {r['status']}: {r.get('reason')}" for r in rows]
         hints = sorted({r["hint"] for r in rows if r.get("hint")})
+        if any(r["status"] == "error" for r in rows):
+            raise BenchmarkError("no requested model/backend pair could be measured", problems=problems,
+                                 hint="; ".join(hints) or None)
         raise BackendUnavailableError("no requested model/backend pair can run here", problems=problems,
                                       hint="; ".join(hints) or None)
 
@@ -375,15 +440,18 @@ def run_benchmark(targets: list[Target], opts: BenchOptions, *, eval_split=None,
 
     if opts.power:
         _measure_power(variants, opts)
+    peak, peak_source = peak_rss()
     for v in variants:
-        v.result["memory"]["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        v.result["memory"]["peak_rss_mb"] = round(peak, 1)
+        v.result["memory"]["peak_rss_source"] = PEAK_RSS_SOURCES[peak_source]
         v.loaded.close()
     return {
         "version": RESULT_VERSION, "created": started.isoformat(timespec="seconds"),
         "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 2),
         "machine_fingerprint": machine_fingerprint(), "environment": environment(), "options": opts.to_dict(),
         "latency_input": "real eval examples" if eval_split is not None else "seeded random tensors",
-        "peak_rss_mb": round(peak_rss_mb(), 1), "load": _load_report(load_before, _loadavg()), "results": rows,
+        "peak_rss_mb": round(peak, 1), "peak_rss_source": PEAK_RSS_SOURCES[peak_source],
+        "load": _load_report(load_before, _loadavg()), "results": rows,
     }
 
 

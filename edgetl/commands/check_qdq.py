@@ -21,6 +21,7 @@ def check_qdq(
     from edgetl.cli import run_guarded
 
     def go() -> int:
+        from edgetl.backends.onnx_file import read_onnx
         from edgetl.errors import RecipeError
         from edgetl.quant.check_qdq import check_qdq as run_check
         from edgetl.quant.check_qdq import format_violations
@@ -28,8 +29,7 @@ def check_qdq(
         if target != "tensorrt":
             raise RecipeError(f"--target {target!r} is not supported; expected `tensorrt`",
                               hint="ONNX Runtime runs any valid Q/DQ model, so only TensorRT's rules are checked")
-        if not model.is_file():
-            raise RecipeError(f"{model} does not exist or is not a file", hint="pass the path of an .onnx file")
+        proto = read_onnx(model)  # missing, empty, truncated or not ONNX: exit 2 naming the file
         allowed = set(allow_float or [])
         sidecar = model.parent / "model.json"
         if sidecar.exists():
@@ -38,7 +38,7 @@ def check_qdq(
             except (json.JSONDecodeError, AttributeError):
                 pass
         try:
-            violations = run_check(model, allow_float=allowed)
+            violations = run_check(proto, allow_float=allowed)
         except Exception as exc:  # noqa: BLE001 - a file onnx cannot parse is a user input problem
             raise RecipeError(f"{model} is not a readable ONNX model: {type(exc).__name__}: {exc}") from None
         if as_json:

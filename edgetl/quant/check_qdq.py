@@ -37,8 +37,9 @@ def check_qdq(model_or_path: Any, allow_float: set[str] | frozenset = frozenset(
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(model_or_path), load_external_data=False) if isinstance(model_or_path, (str, Path)) \
-        else model_or_path
+    from edgetl.backends.onnx_file import read_onnx
+
+    model = read_onnx(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
     g = model.graph
     consts = {}
     for t in g.initializer:

@@ -131,3 +131,51 @@ def test_validate_rejects_a_benchmark_backend_this_machine_cannot_run():
         validate(recipe)
     text = exc.value.render()
     assert "stages.1.backend" in text and "onnxruntime-gpu" in text
+
+
+def test_fp32_and_int8_model_onnx_files_keep_their_own_rows(tiny_run, tmp_path):
+    out, report = tiny_run
+    arts = {a["name"]: a for a in report["artifacts"] if a["format"] == "onnx"}
+    js = tmp_path / "two.json"
+    res = run_cli("bench", str(out / arts["onnx_fp32"]["path"]), str(out / arts["onnx_int8"]["path"]), "-n", "30",
+                  "--warmup", "0.02", "--threads", "1", "--data", "fashion_mnist", "--eval-limit", "200",
+                  "--json", str(js))
+    assert res.exit_code == 0, res.output
+    fp32, int8 = json.loads(js.read_text())["results"]
+    # both files are onnx/model.onnx: the names carry their stage folders
+    assert fp32["model"].endswith("/onnx/model.onnx") and "-export-" in fp32["model"]
+    assert int8["model"].endswith("/onnx/model.onnx") and "-quantize-" in int8["model"]
+    assert fp32["sha256"] != int8["sha256"] and fp32["raw_ms"] != int8["raw_ms"]
+    assert fp32["accuracy"] == pytest.approx(arts["onnx_fp32"]["accuracy"])
+    assert int8["accuracy"] == pytest.approx(arts["onnx_int8"]["accuracy"])
+
+
+def test_peak_memory_is_the_benchmark_process_own_after_exec(tiny_run, tmp_path):
+    """A parent that touched 1.5 GB and exec'd `edgetl bench`: getrusage's maximum would carry the 1.5 GB over."""
+    out, report = tiny_run
+    onnx = out / next(a["path"] for a in report["artifacts"] if a["name"] == "onnx_fp32")
+    js = tmp_path / "mem.json"
+    script = ("import os, sys\nballast = b'\\x01' * (1536 << 20)  # written, so resident\n"
+              f"os.execv(sys.executable, [sys.executable, '-m', 'edgetl', 'bench', {str(onnx)!r}, '-n', '10', "
+              f"'--warmup', '0.02', '--threads', '1', '--json', {str(js)!r}])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(js.read_text())
+    assert 10 < data["peak_rss_mb"] < 1000, data["peak_rss_source"]
+    assert data["results"][0]["memory"]["peak_rss_mb"] == data["peak_rss_mb"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty (0 bytes)"),
+    (b"\x08\x07garbage that is not ONNX", "not a readable ONNX model"),
+    ("half", "corrupt or truncated"),
+])
+@pytest.mark.parametrize("command", ["bench", "check-qdq"])
+def test_a_broken_onnx_file_exits_2_naming_it(tiny_run, tmp_path, content, message, command):
+    out, report = tiny_run
+    good = (out / next(a["path"] for a in report["artifacts"] if a["name"] == "onnx_fp32")).read_bytes()
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(good[: len(good) // 2] if content == "half" else content)
+    res = run_cli(command, str(bad))
+    assert res.exit_code == 2, res.output
+    assert str(bad) in res.output and message in res.output

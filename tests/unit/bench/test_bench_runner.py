@@ -106,3 +106,49 @@ def test_no_tegrastats_means_power_unavailable_with_the_reason(mlp, monkeypatch)
     monkeypatch.setattr("edgetl.bench.tegrastats.shutil.which", lambda name: None)
     power = run_benchmark(target_from_path(mlp), BenchOptions(**{**FAST, "power": True}))["results"][0]["power"]
     assert power == {"available": False, "reason": "tegrastats not found (not a Jetson)"}
+
+
+def test_two_files_called_model_onnx_keep_their_own_names_and_timings(tmp_path, make_mlp):
+    for stage in ("01-export-abc", "02-quantize-def"):
+        (tmp_path / stage / "onnx").mkdir(parents=True)
+    small = make_mlp("01-export-abc/onnx/model.onnx", width=32, depth=1)
+    big = make_mlp("02-quantize-def/onnx/model.onnx", width=512, depth=6)
+    res = run_benchmark(target_from_path(small) + target_from_path(big), BenchOptions(threads=1, **FAST))
+    rows = {r["model"]: r for r in res["results"]}
+    assert set(rows) == {"01-export-abc/onnx/model.onnx", "02-quantize-def/onnx/model.onnx"}
+    fast, slow = rows["01-export-abc/onnx/model.onnx"], rows["02-quantize-def/onnx/model.onnx"]
+    assert fast["path"] == str(small) and slow["path"] == str(big)
+    assert fast["raw_ms"] != slow["raw_ms"]
+    assert slow["latency_ms"]["p50"] > 3 * fast["latency_ms"]["p50"]
+    assert slow["params"] > 100 * fast["params"]
+
+
+def test_the_same_file_twice_is_measured_as_two_numbered_rows(mlp):
+    res = run_benchmark(target_from_path(mlp) + target_from_path(mlp), BenchOptions(threads=1, **FAST))
+    names = [r["model"] for r in res["results"]]
+    assert names == ["mlp", "mlp #2"]
+    assert res["results"][0]["raw_ms"] != res["results"][1]["raw_ms"]
+
+
+def test_peak_memory_is_this_process_high_water_mark(mlp):
+    res = run_benchmark(target_from_path(mlp), BenchOptions(threads=1, **FAST))
+    row = res["results"][0]
+    if sys.platform.startswith("linux"):
+        assert res["peak_rss_source"].startswith("VmHWM")
+    assert row["memory"]["peak_rss_mb"] == res["peak_rss_mb"] >= row["memory"]["rss_after_load_mb"] * 0.9
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty (0 bytes)"),
+    (b"this is not a protobuf \xff\xfe", "not a readable ONNX model"),
+    ("truncated", "corrupt or truncated"),
+])
+def test_a_broken_onnx_file_is_a_model_error_naming_it(mlp, tmp_path, content, message):
+    from edgetl.errors import ModelError
+
+    bad = tmp_path / "broken" / "model.onnx"
+    bad.parent.mkdir()
+    bad.write_bytes(mlp.read_bytes()[: len(mlp.read_bytes()) // 2] if content == "truncated" else content)
+    with pytest.raises(ModelError) as exc:
+        run_benchmark(target_from_path(mlp) + target_from_path(bad), BenchOptions(threads=1, **FAST))
+    assert str(bad) in str(exc.value) and message in exc.value.render()
