@@ -95,14 +95,15 @@ def summarize_layers(engine_info: str | dict[str, Any], keep_names: int = 20) ->
     }
 
 
-def engine_information(engine, context=None) -> str:
-    """The inspector's JSON for a deserialized engine (TensorRT 10 and 11 spell the context attribute differently)."""
-    import tensorrt as trt
+def engine_information(engine, context=None, fmt=None) -> str:
+    """The inspector's JSON for a deserialized engine. `context` (input shapes set) resolves dynamic shapes;
+    IEngineInspector.execution_context is its name in the Python API of 10.x and 11.x alike.
+    `fmt`: a LayerInformationFormat (default JSON)."""
+    if fmt is None:
+        import tensorrt as trt
 
+        fmt = trt.LayerInformationFormat.JSON
     inspector = engine.create_engine_inspector()
     if context is not None:
-        if hasattr(inspector, "execution_context"):  # 11.x
-            inspector.execution_context = context
-        else:  # 10.x
-            inspector.context = context
-    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        inspector.execution_context = context
+    return inspector.get_engine_information(fmt)

@@ -56,6 +56,20 @@ def profile_violation(name: str, shape: tuple[int, ...], lo: tuple[int, ...], hi
     return None
 
 
+def io_dtype(trt: Any, name: str, is_input: bool, trt_dtype: Any) -> np.dtype:
+    """The numpy dtype of an engine input or output. `trt.nptype` raises TypeError for the types numpy has
+    none of (BF16, FP8, INT4, FP4): such an engine is refused with what to change instead."""
+    try:
+        return np.dtype(trt.nptype(trt_dtype))
+    except TypeError:
+        kind = getattr(trt_dtype, "name", str(trt_dtype))
+        raise ModelError(
+            f"the engine's {'input' if is_input else 'output'} {name!r} is {kind}, which edgetl cannot feed or "
+            "read (numpy has no such type; supported I/O types: float32, float16, int8, int32, int64, bool, uint8)",
+            hint="export the model with float32 or float16 inputs and outputs (a Cast at the graph's edges keeps "
+                 "BF16/FP8 inside the network), then rebuild the engine") from None
+
+
 class Enqueue:
     """`execute_async_v3` on one stream, or its replay as a CUDA graph.
 
@@ -134,8 +148,8 @@ class TrtSession:
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            np_type = trt.nptype(self.engine.get_tensor_dtype(name))
-            spec = TensorSpec(name, is_input, np.dtype(np_type), tuple(self.engine.get_tensor_shape(name)))
+            dtype = io_dtype(trt, name, is_input, self.engine.get_tensor_dtype(name))
+            spec = TensorSpec(name, is_input, dtype, tuple(self.engine.get_tensor_shape(name)))
             if is_input:
                 lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
                 spec.min_shape, spec.max_shape = tuple(lo), tuple(hi)

@@ -3,7 +3,8 @@
 //   edgetl_trt_infer ENGINE.plan [INPUT.bin] [ITERATIONS]
 //
 // ENGINE.plan: built on this device by `edgetl build-engine` (or the `build_engine` stage; bundles ship it under
-// engines/). INPUT.bin: raw float32 in the engine's first input layout (N,C,H,W), already preprocessed as the
+// engines/). INPUT.bin: raw float32 for the engine's first input (the first I/O tensor whose mode is kINPUT; it
+// must be a float32 tensor) in its layout (N,C,H,W), already preprocessed as the
 // bundle's manifest says (resize, /255, mean/std); without it a zero tensor of the profile's opt shape is used.
 // Prints the top-1 class per row and the p50/p99 GPU time (CUDA events) and host end-to-end time per inference.
 
@@ -53,7 +54,8 @@ size_t volume(const nvinfer1::Dims& d) {
   return v;
 }
 
-size_t elementSize(nvinfer1::DataType t) {
+// Bytes per element of the I/O types this sample moves; BF16, FP8, INT4 and FP4 I/O are refused by name.
+size_t elementSize(nvinfer1::DataType t, const std::string& tensor) {
   switch (t) {
     case nvinfer1::DataType::kFLOAT: return 4;
     case nvinfer1::DataType::kHALF: return 2;
@@ -62,7 +64,10 @@ size_t elementSize(nvinfer1::DataType t) {
     case nvinfer1::DataType::kINT64: return 8;
     case nvinfer1::DataType::kBOOL: return 1;
     case nvinfer1::DataType::kUINT8: return 1;
-    default: throw std::runtime_error("unsupported I/O data type in this sample");
+    default:
+      throw std::runtime_error("tensor " + tensor + " has data type " + std::to_string(static_cast<int>(t)) +
+                               " (BF16/FP8/INT4/FP4?), which this sample does not handle: export the model with "
+                               "float32 or float16 inputs and outputs");
   }
 }
 
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<nvinfer1::IExecutionContext> context{engine->createExecutionContext()};
 
     std::vector<Tensor> tensors;
+    int fileInput = -1;  // index in `tensors` of the input INPUT.bin fills: the first tensor whose mode is kINPUT
     for (int32_t i = 0; i < engine->getNbIOTensors(); ++i) {
       Tensor t;
       t.name = engine->getIOTensorName(i);
@@ -119,8 +125,12 @@ int main(int argc, char** argv) {
       t.type = engine->getTensorDataType(t.name.c_str());
       if (t.isInput) {
         nvinfer1::Dims opt = engine->getProfileShape(t.name.c_str(), 0, nvinfer1::OptProfileSelector::kOPT);
-        if (!inputPath.empty() && tensors.empty()) {  // first input from the file: batch = file size / sample size
-          const size_t sample = volume(opt) / static_cast<size_t>(opt.d[0]) * elementSize(t.type);
+        if (!inputPath.empty() && fileInput < 0) {  // batch = file size / sample size
+          if (t.type != nvinfer1::DataType::kFLOAT)
+            throw std::runtime_error("INPUT.bin is raw float32, but input " + t.name + " takes data type " +
+                                     std::to_string(static_cast<int>(t.type)) + "; run without INPUT.bin");
+          fileInput = static_cast<int>(tensors.size());
+          const size_t sample = volume(opt) / static_cast<size_t>(opt.d[0]) * elementSize(t.type, t.name);
           const size_t fileBytes = readFile(inputPath).size();
           if (fileBytes == 0 || fileBytes % sample != 0)
             throw std::runtime_error(inputPath + " is not a whole number of " + dimsToString(opt) + " samples");
@@ -133,7 +143,7 @@ int main(int argc, char** argv) {
     }
     for (auto& t : tensors) {  // output shapes are known once every input shape is set
       const nvinfer1::Dims shape = context->getTensorShape(t.name.c_str());
-      t.bytes = volume(shape) * elementSize(t.type);
+      t.bytes = volume(shape) * elementSize(t.type, t.name);
       CUDA_CHECK(cudaMalloc(&t.device, t.bytes));
       CUDA_CHECK(cudaMallocHost(&t.host, t.bytes));
       std::fill_n(static_cast<char*>(t.host), t.bytes, 0);
@@ -141,9 +151,9 @@ int main(int argc, char** argv) {
         throw std::runtime_error("setTensorAddress failed for " + t.name);
       std::cout << (t.isInput ? "input  " : "output ") << t.name << " " << dimsToString(shape) << "\n";
     }
-    if (!inputPath.empty()) {
+    if (fileInput >= 0) {
       const std::vector<char> data = readFile(inputPath);
-      std::copy(data.begin(), data.end(), static_cast<char*>(tensors.front().host));
+      std::copy(data.begin(), data.end(), static_cast<char*>(tensors[static_cast<size_t>(fileInput)].host));
     }
 
     cudaStream_t stream;

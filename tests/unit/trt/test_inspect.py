@@ -82,3 +82,20 @@ def test_a_layer_with_mixed_inputs_counts_as_its_lowest_precision():
 def test_names_only_verbosity_says_how_to_get_precisions():
     s = summarize_layers({"Layers": ["conv1", "relu1"], "Bindings": ["x", "y"]})
     assert s == {"layers": 2, "detail": "names only", "note": "build with ProfilingVerbosity.DETAILED to see layer precisions"}
+
+
+def test_the_inspector_gets_the_context_as_execution_context():
+    from edgetl.trt.inspect import engine_information
+
+    class Inspector:
+        __slots__ = ("execution_context",)  # IEngineInspector's Python API (10.0 on) has no `context`
+
+        def get_engine_information(self, fmt):
+            return json.dumps({"fmt": fmt, "context": self.execution_context})
+
+    class Engine:
+        def create_engine_inspector(self):
+            return Inspector()
+
+    assert json.loads(engine_information(Engine(), "ctx-with-shapes", fmt="JSON")) == {"fmt": "JSON",
+                                                                                       "context": "ctx-with-shapes"}
