@@ -12,6 +12,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
+def _md(text: Any) -> str:
+    """Text the report did not write (names, error messages, machine strings) as literal Markdown: no tags,
+    links or table cells of its own. The HTML renderer also refuses raw HTML."""
+    return re.sub(r"([\\`\[\]<>|])", r"\\\1", str(text)).replace("\n", " ")
+
+
 def trend_plot(series: list[dict[str, Any]], title: str, path: Path) -> Path | None:
     """p50 (line) with the p90 band over history rows; re-runs hollow, confirmed regressions red."""
     if not series:
@@ -57,10 +63,11 @@ def write_suite_report(cfg, hist, checks: list[dict[str, Any]], unavailable: lis
     from edgetl.bench.fingerprint import environment
 
     env = environment()
-    lines = [f"# Benchmark suite `{cfg.name}`", "",
+    lines = [f"# Benchmark suite {_md(cfg.name)}", "",
              f"Session `{session}` - {len(checks)} measurement(s), threads {cfg.threads}, "
              f"{cfg.iterations} timed iterations at the latency batch (interleaved), warm-up >= {cfg.warmup_seconds} s.",
-             f"Machine: {env['cpu']} ({', '.join(env['cpu_flags'])}), {env['cpu_count']} CPUs, {env['os']}; "
+             f"Machine: {_md(env['cpu'])} ({_md(', '.join(env['cpu_flags']))}), {env['cpu_count']} CPUs, "
+             f"{_md(env['os'])}; "
              f"machine fingerprint `{checks[0]['machine_fp'] if checks else '-'}`.", "",
              f"Regression rule: p50 slower than the median of the last {cfg.regression.window} runs by more than "
              f"{cfg.regression.threshold_pct:g} % AND more than the noise of those runs"
@@ -75,19 +82,19 @@ def write_suite_report(cfg, hist, checks: list[dict[str, Any]], unavailable: lis
         acc = "-" if c.get("accuracy") is None else f"{c['accuracy']:.4f}"
         verdict = c["verdict"] + (f" (re-run {100 * c['rerun_change']:+.1f} %)" if c.get("rerun_change") is not None else "")
         relc = "-" if c.get("relative_change") is None else f"{100 * c['relative_change']:+.1f} %"
-        lines.append(f"| {c['name']} | {c['backend']} | {c['batch']} | {c['current_p50']:.3f} | {base} | {change} | "
+        lines.append(f"| {_md(c['name'])} | {_md(c['backend'])} | {c['batch']} | {c['current_p50']:.3f} | {base} | {change} | "
                      f"{noise} | {relc} | {100 * c['cov']:.1f} % | {c['samples_per_s']:.1f} | {acc} | **{verdict}** | "
-                     f"{'; '.join(c.get('notes') or []) or ''} |")
+                     f"{_md('; '.join(c.get('notes') or []))} |")
     if unavailable:
         lines += ["", "## Not measured here", ""]
-        lines += [f"- {r['model']} on {r['backend']}: {r['status']}: {r.get('reason')}. How to get it: {r.get('hint')}"
-                  for r in unavailable]
+        lines += [f"- {_md(r['model'])} on {_md(r['backend'])}: {_md(r['status'])}: {_md(r.get('reason'))}. "
+                  f"How to get it: {_md(r.get('hint'))}" for r in unavailable]
     lines += ["", "## Trends", ""]
     for c in checks:
         series = hist.series(c["name"], c["backend"], c["batch"], c["machine_fp"])
         png = out / f"trend-{_slug(c['name'])}-{_slug(c['backend'])}-b{c['batch']}.png"
         if trend_plot(series, f"{c['name']} / {c['backend']} / batch {c['batch']} ({len(series)} rows)", png):
-            lines += [f"![{c['name']} {c['backend']} b{c['batch']}]({png.name})", ""]
+            lines += [f"![{_md(c['name'])} {_md(c['backend'])} b{c['batch']}]({png.name})", ""]
     md = "\n".join(lines) + "\n"
     md_path = out / "report.md"
     md_path.write_text(md)
@@ -100,7 +107,7 @@ def _to_html(md: str, title: str) -> str:
     try:
         from markdown_it import MarkdownIt
 
-        body = MarkdownIt("commonmark").enable("table").render(md)
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     except ImportError:  # markdown-it comes with rich; keep a readable fallback anyway
         body = "<pre>" + html.escape(md) + "</pre>"
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
