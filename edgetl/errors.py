@@ -34,6 +34,10 @@ class ModelError(EdgetlError):
     """A model cannot be found, loaded or adapted."""
 
 
+class BundleError(ModelError):
+    """A deployment bundle is malformed, misses files, or was changed after it was written or signed."""
+
+
 class StageError(EdgetlError):
     """A stage failed on valid input (a budget that cannot be met, a failed check)."""
 

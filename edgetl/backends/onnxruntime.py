@@ -40,8 +40,11 @@ def check_provider(backend: str) -> None:
         )
 
 
-def make_session(path: str | Path, threads: int | None = None, backend: str = "ort-cpu"):
-    """A latency-friendly session: fixed intra-op threads, sequential execution, all graph optimisations."""
+def make_session(path: str | Path | bytes, threads: int | None = None, backend: str = "ort-cpu"):
+    """A latency-friendly session: fixed intra-op threads, sequential execution, all graph optimisations.
+
+    path: an ONNX file, or its bytes (a bundle hands out bytes it has just hashed, so what runs is what was checked).
+    """
     import onnxruntime as ort
 
     check_provider(backend)
@@ -53,11 +56,13 @@ def make_session(path: str | Path, threads: int | None = None, backend: str = "o
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    model = path if isinstance(path, bytes) else str(path)
+    session = ort.InferenceSession(model, sess_options=so, providers=providers)
+    where = "the model bytes" if isinstance(path, bytes) else path
     if session.get_providers()[0] != providers[0]:
         # ORT falls back to the CPU silently when a GPU provider's libraries fail to load
         raise BackendUnavailableError(
-            f"{backend}: ONNX Runtime could not start {providers[0]} for {path} (it fell back to "
+            f"{backend}: ONNX Runtime could not start {providers[0]} for {where} (it fell back to "
             f"{session.get_providers()[0]}); its CUDA/cuDNN/TensorRT libraries are missing or do not match",
             hint=HINTS[backend],
         )

@@ -6,7 +6,11 @@ neighbours only (never torch, onnx or the edgetl pipeline). The writer lives in 
 Integrity: `manifest.json` is written in one canonical form (sorted keys, indent 2) and carries the sha256 of
 its own content without the `integrity` block; every other file is listed under `files` with its sha256. A
 loader re-serialises the manifest and recomputes every hash, so any changed, missing or truncated byte is
-caught before a model is loaded.
+caught before a model is loaded. Every file the runtime opens (models, engines, tokenizer) must be listed there
+under a relative path that stays inside the bundle, and is checked again right before it is opened.
+
+Authenticity: with `public_key`, `manifest.sig` must be that key's Ed25519 signature of manifest.json's bytes
+(`edgetl.runtime.signing`), which also covers every file through its listed sha256.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import ModelError
+from edgetl.errors import BundleError
+from edgetl.runtime.bundle_schema import manifest_problems
+from edgetl.runtime.paths import leaves, relpath_problem
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +38,6 @@ LAYOUT_BACKENDS = {
     "onnxruntime": ("onnxruntime",),
     "tensorrt": ("tensorrt", "onnxruntime"),
 }
-
-
-class BundleError(ModelError):
-    """A bundle is missing files, was changed after it was written, or is not an edgetl bundle."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -83,6 +85,7 @@ class BundleModel:
 class Bundle:
     root: Path
     manifest: dict[str, Any]
+    verify: bool = True  # check a file's size and sha256 each time it is handed out for opening
 
     @property
     def task(self) -> str:
@@ -101,8 +104,43 @@ class Bundle:
     def engines(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("engines") or [])
 
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return dict(self.manifest.get("files") or {})
+
+    def _listed(self, rel: str) -> tuple[Path, dict[str, Any]]:
+        meta = self.files.get(rel)
+        if meta is None:
+            raise BundleError(f"bundle {self.root}: {rel!r} is not listed in {MANIFEST}, so it cannot be verified; "
+                              "refusing to open it", hint="only files the manifest hashes are opened")
+        problem = relpath_problem(rel)
+        p = self.root / rel
+        if problem or leaves(self.root, p):
+            raise BundleError(f"bundle {self.root}: {rel!r} {problem or 'is a symlink that leaves the bundle'}; "
+                              "a bundle file must stay inside the bundle")
+        return p, meta
+
     def path(self, rel: str) -> Path:
-        return self.root / rel
+        """The path of listed file `rel`, its size and sha256 checked now, right before the caller opens it."""
+        p, meta = self._listed(rel)
+        if self.verify:
+            problem = _file_problem(p, rel, meta)
+            if problem:
+                raise _integrity_error(self.root, [problem])
+        return p
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of listed file `rel`, checked against its sha256: parse these, not the file again."""
+        p, meta = self._listed(rel)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise _integrity_error(self.root, [f"{rel}: cannot be read ({exc.strerror})"]) from None
+        if self.verify:
+            problem = _size_or_hash_problem(rel, len(data), hashlib.sha256(data).hexdigest(), meta)
+            if problem:
+                raise _integrity_error(self.root, [problem])
+        return data
 
     def model(self, name: str | None = None, backend: str = "onnxruntime") -> BundleModel:
         """The named model, or the bundle's default for `backend`."""
@@ -125,35 +163,59 @@ class Bundle:
         return fits[-1]
 
 
+def _size_or_hash_problem(rel: str, size: int, sha: str, meta: dict[str, Any]) -> str | None:
+    if size != meta.get("size_bytes"):
+        return f"{rel}: {size} bytes, the manifest says {meta.get('size_bytes')}"
+    if sha != meta.get("sha256"):
+        return f"{rel}: sha256 differs from the manifest (the file was changed)"
+    return None
+
+
+def _file_problem(p: Path, rel: str, meta: dict[str, Any]) -> str | None:
+    if not p.is_file():
+        return f"{rel}: missing"
+    size = p.stat().st_size
+    if size != meta.get("size_bytes"):  # cheap, and says more than a hash mismatch
+        return _size_or_hash_problem(rel, size, "", meta)
+    return _size_or_hash_problem(rel, size, sha256_file(p), meta)
+
+
+def _integrity_error(root: Path, problems: list[str]) -> BundleError:
+    return BundleError(f"bundle {root} failed its integrity check ({len(problems)} problem(s)); refusing to load it",
+                       problems=problems,
+                       hint="the bundle was modified or copied incompletely: copy it again from where "
+                            "`edgetl bundle` wrote it, or write it again")
+
+
 def _problems(root: Path, manifest: dict[str, Any], raw: str) -> list[str]:
+    from edgetl.runtime.signing import SIGNATURE
+
     problems: list[str] = []
     integrity = manifest.get("integrity") or {}
     if raw != canonical_json(manifest):
         problems.append(f"{MANIFEST} is not byte-for-byte what edgetl wrote (it was edited or re-saved)")
     elif integrity.get("manifest_sha256") != content_digest(manifest):
         problems.append(f"{MANIFEST}: its content does not match its recorded sha256 (it was edited)")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        return problems + [f"{MANIFEST} lists no files"]
+    files = manifest["files"]  # its shape was checked by manifest_problems
     for rel, meta in sorted(files.items()):
         p = root / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            problems.append(f"{rel}: a bundle path must stay inside the bundle")
-        elif not p.is_file():
-            problems.append(f"{rel}: missing")
-        elif p.stat().st_size != meta.get("size_bytes"):
-            problems.append(f"{rel}: {p.stat().st_size} bytes, the manifest says {meta.get('size_bytes')}")
-        elif sha256_file(p) != meta.get("sha256"):
-            problems.append(f"{rel}: sha256 differs from the manifest (the file was changed)")
-    listed = {root / rel for rel in files} | {root / MANIFEST}
+        if leaves(root, p):
+            problems.append(f"{rel}: a symlink that leaves the bundle; a bundle file must stay inside the bundle")
+        elif problem := _file_problem(p, rel, meta):
+            problems.append(problem)
+    listed = {root / rel for rel in files} | {root / MANIFEST, root / SIGNATURE}
     extra = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file() and p not in listed]
     if extra:
         log.warning("bundle %s holds files its manifest does not list (ignored): %s", root, ", ".join(extra))
     return problems
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Read a bundle's manifest and (by default) check every file against it; refuse on any difference."""
+def load_bundle(path: str | Path, verify: bool = True, public_key: Any = None) -> Bundle:
+    """Read a bundle's manifest and (by default) check every file against it; refuse on any difference.
+
+    public_key: an Ed25519 public key (object, PEM bytes, or PEM file path); the bundle must then carry that
+    key's signature of its manifest (`edgetl bundle ... --sign KEY`), or it is refused.
+    """
     root = Path(path)
     mp = root / MANIFEST
     if not root.is_dir():
@@ -161,7 +223,15 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if not mp.is_file():
         raise BundleError(f"{root} has no {MANIFEST}, so it is not an edgetl bundle (or it is incomplete)",
                           hint="write one with `edgetl bundle RUN_DIR --out DIR`")
-    raw = mp.read_text(encoding="utf-8", errors="replace")
+    data = mp.read_bytes()
+    if public_key is not None:
+        if not verify:
+            raise BundleError("verify=False with a public_key: the signature covers the files only through their "
+                              "sha256, so it means nothing unless they are checked", hint="leave verify on")
+        from edgetl.runtime.signing import check_signature
+
+        check_signature(root, data, public_key)  # before the manifest is even parsed
+    raw = data.decode("utf-8", errors="replace")
     try:
         manifest = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -170,14 +240,21 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise BundleError(f"{mp} is not an edgetl bundle manifest (format={found!r}, expected {BUNDLE_FORMAT!r})")
-    if int(manifest.get("version", 0)) > BUNDLE_VERSION:
-        raise BundleError(f"{mp} is bundle format version {manifest.get('version')}; this edgetl reads up to "
+    version = manifest.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError(f"{mp}: version is {version!r}, expected a bundle format version (an integer from 1)",
+                          hint="the manifest was edited or damaged: write the bundle again with `edgetl bundle`")
+    if version > BUNDLE_VERSION:
+        raise BundleError(f"{mp} is bundle format version {version}; this edgetl reads up to "
                           f"{BUNDLE_VERSION}", hint="upgrade edgetl on the device")
+    problems = manifest_problems(manifest, LAYOUT_BACKENDS)
+    if problems:
+        raise BundleError(f"{mp} is not a valid bundle manifest ({len(problems)} problem(s)); refusing to load it",
+                          problems=problems,
+                          hint="the manifest was edited or written by something other than `edgetl bundle`: "
+                               "write the bundle again with `edgetl bundle RUN_DIR --out DIR`")
     if verify:
         problems = _problems(root, manifest, raw)
         if problems:
-            raise BundleError(f"bundle {root} failed its integrity check ({len(problems)} problem(s)); refusing to load it",
-                              problems=problems,
-                              hint="the bundle was modified or copied incompletely: copy it again from where "
-                                   "`edgetl bundle` wrote it, or write it again")
-    return Bundle(root, manifest)
+            raise _integrity_error(root, problems)
+    return Bundle(root, manifest, verify=verify)

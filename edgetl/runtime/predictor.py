@@ -44,11 +44,23 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)  # the k best (label, probability), best first
 
 
+def _onnx_source(bundle: Bundle, model: BundleModel) -> bytes | Path:
+    """The model's verified bytes; or, when its weights sit in listed files beside it (external data, which
+    ONNX Runtime opens by path), its path after checking it and those files right now."""
+    folder = model.file.rpartition("/")[0] + "/"
+    beside = [rel for rel in bundle.files if rel.startswith(folder) and rel != model.file]
+    if not beside:
+        return bundle.read(model.file)
+    for rel in beside:
+        bundle.path(rel)
+    return bundle.path(model.file)
+
+
 class _OrtRunner:
-    def __init__(self, path: Path, backend: str, threads: int | None):
+    def __init__(self, source: bytes | Path, backend: str, threads: int | None):
         from edgetl.backends.onnxruntime import make_session
 
-        self.session = make_session(path, threads=threads, backend=backend)
+        self.session = make_session(source, threads=threads, backend=backend)
         self.names = {i.name for i in self.session.get_inputs()}
         self.max_batch: int | None = None
 
@@ -83,23 +95,26 @@ class Predictor:
         self.batch_size = min(batch_size, runner.max_batch or batch_size)
         self._text: TextEncoder | None = None
         if self.task == "text":
-            tok = bundle.path(self.preprocessing.tokenizer_file or "tokenizer.json")
-            self._text = TextEncoder(tok, self.preprocessing)
+            rel = self.preprocessing.tokenizer_file or "tokenizer.json"
+            self._text = TextEncoder(bundle.read(rel), self.preprocessing)
 
     @classmethod
     def from_bundle(cls, path: str | Path, *, model: str | None = None, backend: str = "onnxruntime",
                     threads: int | None = None, verify: bool = True, batch_size: int = 32,
-                    engine_cache: str | Path | None = None, use_cuda_graph: bool = False) -> Predictor:
+                    engine_cache: str | Path | None = None, use_cuda_graph: bool = False,
+                    public_key: Any = None) -> Predictor:
         """Load (and by default verify every file of) a bundle.
 
         backend: `onnxruntime` (CPU), `ort-cuda`, `ort-trt`, or `tensorrt` (an engine from the bundle that
         matches this GPU and TensorRT version, else one built here from the bundle's ONNX into `engine_cache`).
         model: a model name from the manifest; default: the bundle's choice for the backend.
+        public_key: Ed25519 public key (PEM bytes, a PEM file path, or a key object): refuse the bundle unless
+        its manifest.sig is this key's signature (`edgetl bundle RUN --out DIR --sign KEY`).
         """
         if backend not in BACKENDS:
             raise BackendUnavailableError(f"unknown runtime backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         provider_set, family = BACKENDS[backend]
-        bundle = load_bundle(path, verify=verify)
+        bundle = load_bundle(path, verify=verify, public_key=public_key)
         chosen = bundle.model(model, family)
         if not chosen.runs_on(family):
             raise BundleError(f"model {chosen.name!r} has the {chosen.layout} Q/DQ layout, which {backend} cannot run",
@@ -108,7 +123,7 @@ class Predictor:
         if provider_set is None:
             runner: Any = _TrtRunner(bundle, chosen, Path(engine_cache) if engine_cache else None, use_cuda_graph)
         else:
-            runner = _OrtRunner(bundle.path(chosen.file), provider_set, threads)
+            runner = _OrtRunner(_onnx_source(bundle, chosen), provider_set, threads)
         log.info("loaded %s from %s on %s (%s, layout %s)", chosen.name, bundle.root, backend, chosen.precision,
                  chosen.layout)
         return cls(bundle, chosen, runner, batch_size=batch_size)

@@ -97,11 +97,15 @@ def encode_images(images: np.ndarray, pre: Preprocessing) -> dict[str, np.ndarra
 class TextEncoder:
     """A `tokenizers` fast tokenizer set up from the model's tokenizer.json (no transformers, no torch)."""
 
-    def __init__(self, tokenizer_path: str | Path, pre: Preprocessing):
+    def __init__(self, tokenizer: str | Path | bytes, pre: Preprocessing):
+        """tokenizer: the path of tokenizer.json, or its bytes (already checked, as a bundle hands them out)."""
         from tokenizers import Tokenizer
 
         self.pre = pre
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        if isinstance(tokenizer, bytes):
+            self.tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
+        else:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.max_length = int(pre.max_length or 128)
         self.tokenizer.enable_truncation(max_length=self.max_length)
         pad_id = self.tokenizer.token_to_id("[PAD]")

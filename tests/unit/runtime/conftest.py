@@ -108,3 +108,36 @@ def text_bundle(tmp_path) -> TinyBundle:
                    inputs=[{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}],
                    outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 2]}])
     return TinyBundle(root, weight, table, pre)
+
+
+@pytest.fixture
+def reseal():
+    """Edit a bundle's manifest and seal it again, as anyone who can write the bundle folder can.
+
+    rehash=True also records the current sha256 and size of every listed file that exists (a swapped file
+    then passes the hash check: only a signature can tell)."""
+    import json
+
+    def apply(root: Path, edit=None, rehash: bool = False) -> dict:
+        manifest = json.loads((root / "manifest.json").read_text())
+        manifest.pop("integrity")
+        if edit is not None:
+            edit(manifest)
+        if rehash:
+            for rel, meta in manifest["files"].items():
+                if (root / rel).is_file():
+                    meta.update(sha256=sha256_file(root / rel), size_bytes=(root / rel).stat().st_size)
+        (root / "manifest.json").write_text(seal(manifest))
+        return manifest
+
+    return apply
+
+
+@pytest.fixture
+def foreign_model(tmp_path) -> Path:
+    """A valid vision ONNX file outside any bundle, with other weights than `vision_bundle`'s."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    path = folder / "evil.onnx"
+    _vision_onnx(path, np.full((3, len(LABELS)), 5.0, dtype=np.float32), np.arange(len(LABELS), dtype=np.float32))
+    return path

@@ -88,7 +88,9 @@ def test_a_manifest_path_outside_the_bundle_is_refused(vision_bundle):
     mp.write_text(seal(manifest))
     with pytest.raises(BundleError) as err:
         load_bundle(vision_bundle.root)
-    assert err.value.problems == ["../outside.bin: a bundle path must stay inside the bundle"]
+    assert err.value.problems == [
+        "files: '../outside.bin' holds '..'; a bundle path is relative and stays inside the bundle (like "
+        "models/m/model.onnx)"]
 
 
 def test_a_newer_format_version_asks_for_an_upgrade(vision_bundle):
