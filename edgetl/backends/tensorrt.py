@@ -67,7 +67,8 @@ class TrtModel(LoadedModel):
 
         dev = device_info().to_dict()
         return {"engine": str(self.path), "device": dev["name"], "compute_capability": dev["compute_capability"],
-                "jetpack": dev["jetpack"], "cuda_graph": self.session.use_cuda_graph, "pinned_host_buffers": True,
+                "jetpack": dev["jetpack"], "sm_count": dev["sm_count"], "total_memory_bytes": dev["total_memory_bytes"],
+                "board": dev["board"], "cuda_graph": self.session.use_cuda_graph, "pinned_host_buffers": True,
                 "io": self.session.io(), **({"build": self.build} if self.build else {})}
 
     def close(self) -> None:
@@ -115,7 +116,10 @@ class TensorRTBackend(Backend):
         from edgetl.trt.device import device_info
 
         dev = device_info()
-        return {"tensorrt": dev.trt_version, "cuda_runtime": dev.cuda_runtime or "unknown"}
+        # cuda_runtime (older key) is cuda-python's statically linked runtime, the same as cuda_python_runtime
+        return {"tensorrt": dev.trt_version, "cuda_runtime": dev.cuda_runtime or "unknown",
+                "cuda_python_runtime": dev.cuda_python_runtime or "unknown", "cuda_driver": dev.cuda_driver or "unknown",
+                "cuda_python": dev.cuda_python or "unknown"}
 
 
 class TensorRTGraphBackend(TensorRTBackend):

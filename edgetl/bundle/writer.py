@@ -39,7 +39,8 @@ QUANT_KEYS = ("method", "layout", "calibration", "calibration_samples", "per_cha
 MEASURE_KEYS = ("accuracy", "accuracy_source", "latency_ms", "latency_backend", "threads", "batch_size",
                 "speedup_vs_baseline", "accuracy_delta_vs_baseline")
 ENGINE_KEYS = ("trt_version", "device", "compute_capability", "jetpack", "dialect", "dialect_reason",
-               "builder_flags", "profile", "cache_key", "workspace_bytes", "layers", "build_seconds")
+               "builder_flags", "profile", "cache_key", "workspace_bytes", "layers", "build_seconds",
+               "sm_count", "total_memory_bytes", "board")  # the board: the runtime matches engines on it
 
 
 def layout_of(artifact: dict[str, Any]) -> str:

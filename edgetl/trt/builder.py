@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import ExportError, StageError
-from edgetl.trt.cache import EngineCache, cache_root, engine_key, save_timing_cache, timing_cache_path
+from edgetl.trt.cache import (
+    EngineCache,
+    board_key,
+    cache_root,
+    engine_key,
+    save_timing_cache,
+    timing_cache_path,
+)
 from edgetl.trt.dialect import Dialect, choose_dialect, has_qdq_nodes, network_flags
 from edgetl.trt.shapes import Range, describe, resolve_profile
 
@@ -58,6 +65,8 @@ class BuildResult:
             "trt_version": self.device.get("trt_version"), "device": self.device.get("name"),
             "compute_capability": self.device.get("compute_capability"), "jetpack": self.device.get("jetpack"),
             "cuda_runtime": self.device.get("cuda_runtime"), "dialect": self.dialect.name,
+            **{k: self.device.get(k) for k in ("sm_count", "total_memory_bytes", "board", "cuda_driver",
+                                               "cuda_python_runtime", "cuda_python")},
             "dialect_reason": self.dialect.reason, "builder_flags": list(self.dialect.builder_flags),
             "profile": self.profile, "cache_key": self.key, "workspace_bytes": self.workspace_bytes,
             "optimization_level": self.optimization_level, "layers": self.layers,
@@ -241,7 +250,7 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
         opt_profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(opt_profile)
 
-    tc_path = timing_cache_path(root, device.name, device.compute_capability, device.trt_version)
+    tc_path = timing_cache_path(root, device.name, device.compute_capability, device.trt_version, board_key(dev))
     attach_timing_cache(config, tc_path.read_bytes() if tc_path.is_file() else b"", tc_path)
 
     start = time.perf_counter()

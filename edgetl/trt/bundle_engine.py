@@ -7,14 +7,26 @@ import logging
 from pathlib import Path
 
 from edgetl.runtime.bundle import Bundle, BundleModel
+from edgetl.trt.cache import BOARD_KEYS
 
 log = logging.getLogger(__name__)
+
+
+def same_board(entry: dict, device: dict) -> bool:
+    """Whether a bundle's engine entry was built on this board, beyond the GPU name and compute capability
+    (every Orin module reads "Orin", 8.7). An entry that recorded no board facts matches only off a Jetson,
+    where the GPU name tells devices apart."""
+    recorded = [k for k in (*BOARD_KEYS, "jetpack") if entry.get(k) is not None]
+    if not recorded:
+        return device.get("jetpack") is None
+    return all(entry.get(k) == device.get(k) for k in recorded)
 
 
 def matching_engine(bundle: Bundle, model: BundleModel, device: dict) -> Path | None:
     for e in bundle.engines:
         if (e.get("onnx") == model.name and e.get("trt_version") == device["trt_version"]
-                and e.get("device") == device["name"] and e.get("compute_capability") == device["compute_capability"]):
+                and e.get("device") == device["name"] and e.get("compute_capability") == device["compute_capability"]
+                and same_board(e, device)):
             return bundle.path(e["file"])
     return None
 

@@ -1,11 +1,13 @@
 """Where TensorRT's timing caches and built engines are kept, and the keys that decide reuse (plain logic).
 
-- Timing cache: one file per (GPU name, compute capability, TensorRT version). It is loaded with the device
-  check on (`set_timing_cache(cache, ignore_mismatch=False)`), so a cache from another GPU is refused rather
-  than silently trusted, and saved after every build.
+- Timing cache: one file per (GPU name, compute capability, TensorRT version, board: SM count, memory,
+  board model). It is loaded with the device check on (`set_timing_cache(cache, ignore_mismatch=False)`), so
+  a cache from another GPU is refused rather than silently trusted, and saved after every build.
 - Engine cache: an engine is reused only when everything that shapes it is the same: the ONNX file's sha256,
-  TensorRT version, device (name, SM, JetPack), builder flags (dialect, precision flags, workspace,
-  optimisation level) and the optimisation profile's shapes.
+  TensorRT version, device (name, compute capability, L4T release, SM count, memory, board model), builder
+  flags (dialect, precision flags, workspace, optimisation level) and the optimisation profile's shapes.
+  Name and compute capability alone do not tell an AGX Orin from an Orin Nano ("Orin", 8.7 on both), and
+  TensorRT warns against running an engine on another board than it was built on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: the board (SM count, memory, model) is part of the device
+DEVICE_KEYS = ("name", "compute_capability", "jetpack", "sm_count", "total_memory_bytes", "board")
+BOARD_KEYS = ("sm_count", "total_memory_bytes", "board")
 
 
 def cache_root(explicit: str | Path | None = None) -> Path:
@@ -32,19 +36,33 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", str(text)).strip("-").lower() or "unknown"
 
 
-def timing_cache_path(root: Path, device_name: str, compute_capability: str, trt_version: str) -> Path:
-    return root / "timing" / f"{slug(device_name)}-sm{compute_capability.replace('.', '')}-trt{slug(trt_version)}.cache"
+def board_key(device: dict[str, Any]) -> str | None:
+    """A short digest of what tells boards with the same GPU name apart (SM count, memory, board model), or
+    None when none of them is known."""
+    parts = {k: device.get(k) for k in BOARD_KEYS}
+    if all(v is None for v in parts.values()):
+        return None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def timing_cache_path(root: Path, device_name: str, compute_capability: str, trt_version: str,
+                      board: str | None = None) -> Path:
+    """`board`: `board_key(device)`, so two boards that share the GPU name keep separate caches."""
+    tail = f"-{board}" if board else ""
+    name = f"{slug(device_name)}-sm{compute_capability.replace('.', '')}-trt{slug(trt_version)}{tail}.cache"
+    return root / "timing" / name
 
 
 def engine_key(*, onnx_sha256: str, trt_version: str, device: dict[str, Any], flags: dict[str, Any],
                shapes: dict[str, Any]) -> str:
-    """sha256 over everything that decides the engine's content. `device`: name, compute_capability, jetpack;
+    """sha256 over everything that decides the engine's content. `device`: DEVICE_KEYS (name,
+    compute_capability, jetpack, sm_count, total_memory_bytes, board);
     `flags`: dialect, builder_flags, workspace_bytes, optimization_level; `shapes`: the profile per input."""
     body = {
         "v": KEY_VERSION,
         "onnx_sha256": onnx_sha256,
         "trt_version": str(trt_version),
-        "device": {k: device.get(k) for k in ("name", "compute_capability", "jetpack")},
+        "device": {k: device.get(k) for k in DEVICE_KEYS},
         "flags": {k: (sorted(v) if isinstance(v, (list, tuple)) else v) for k, v in sorted(flags.items())},
         "shapes": shapes,
     }

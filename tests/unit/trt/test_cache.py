@@ -24,6 +24,7 @@ def test_same_inputs_same_key_and_flag_order_does_not_matter():
     flipped = {**BASE["flags"], "builder_flags": ["FP16", "INT8"]}
     assert _key(flags=flipped) == _key()
     assert _key(device={**BASE["device"], "cuda_runtime": "12.6"}) == _key()  # not part of the key
+    assert _key(device={**BASE["device"], "cuda_driver": "12.6"}) == _key()
 
 
 @pytest.mark.parametrize("change", [
@@ -32,6 +33,9 @@ def test_same_inputs_same_key_and_flag_order_does_not_matter():
     {"device": {**BASE["device"], "name": "NVIDIA H100 80GB HBM3"}},
     {"device": {**BASE["device"], "compute_capability": "8.6"}},
     {"device": {**BASE["device"], "jetpack": "R36 (release), REVISION: 3.0"}},
+    {"device": {**BASE["device"], "sm_count": 8}},
+    {"device": {**BASE["device"], "total_memory_bytes": 7_620 << 20}},
+    {"device": {**BASE["device"], "board": "NVIDIA Jetson Orin Nano Developer Kit"}},
     {"flags": {**BASE["flags"], "builder_flags": ["INT8"]}},
     {"flags": {**BASE["flags"], "dialect": "strongly-typed", "builder_flags": []}},
     {"flags": {**BASE["flags"], "workspace_bytes": 2 << 30}},
