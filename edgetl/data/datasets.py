@@ -11,7 +11,7 @@ import importlib.metadata
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ class DataBundle:
     train: Split
     eval: Split
     source: str
+    skipped: list[str] = field(default_factory=list)  # corrupt files left out (data.skip_corrupt)
 
     @property
     def num_labels(self) -> int:
@@ -65,6 +66,10 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     quota = np.floor(counts / counts.sum() * n).astype(int)
+    if n >= len(classes):  # a rare class keeps one example instead of vanishing from the subset
+        quota = np.maximum(quota, 1)
+        while quota.sum() > n:
+            quota[np.argmax(quota)] -= 1
     # hand out the remainder to the largest classes so the total is exactly n
     for k in np.argsort(-counts)[: n - quota.sum()]:
         quota[k] += 1
@@ -73,14 +78,33 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def stratified_split(labels: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: round(n * eval_fraction) examples to eval, at least one, but never the class's last one:
+    a class with a single example stays in training (a model cannot learn a class it never sees)."""
     rng = np.random.default_rng(seed)
-    train_idx, eval_idx = [], []
+    train_idx, eval_idx = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        k = max(1, int(round(len(idx) * eval_fraction)))
+        k = min(len(idx) - 1, max(1, int(round(len(idx) * eval_fraction))))
         eval_idx.append(idx[:k])
         train_idx.append(idx[k:])
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(eval_idx))
+
+
+def split_bundle(task: str, label_names: list[str], full: Split, cfg: DataConfig, source: str) -> DataBundle:
+    """Stratified train/eval split of one labelled set, or a DataError when it is too small to hold one out."""
+    tr, ev = stratified_split(full.labels, cfg.eval_fraction, cfg.split_seed)
+    counts = np.bincount(full.labels, minlength=len(label_names))
+    if len(ev) == 0:
+        raise DataError(
+            f"{source}: {len(full)} examples leave none for evaluation: a class needs at least 2 examples to give "
+            "one to the eval split",
+            hint="add examples (at least 2 per class, e.g. 10), or give a separate eval set with data.eval_path",
+        )
+    lonely = [label_names[k] for k in np.flatnonzero(counts == 1)]
+    if lonely:
+        log.warning("%s: class(es) %s have one example: it stays in training, so eval has none of them", source,
+                    ", ".join(lonely[:10]))
+    return DataBundle(task, label_names, full.take(tr), full.take(ev), f"{source} (stratified split)")
 
 
 # ---------------------------------------------------------------- named sets
@@ -125,9 +149,7 @@ def load_mnist_5k(cfg: DataConfig) -> DataBundle:
     table = np.loadtxt(path, delimiter=",", dtype=np.float32)
     images = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
     labels = table[:, -1].astype(np.int64)
-    tr, ev = stratified_split(labels, cfg.eval_fraction, cfg.split_seed)
-    full = Split(images, labels)
-    return DataBundle("image", [str(i) for i in range(10)], full.take(tr), full.take(ev), "mnist_5k (stratified split)")
+    return split_bundle("image", [str(i) for i in range(10)], Split(images, labels), cfg, "mnist_5k")
 
 
 def load_rotten_tomatoes(cfg: DataConfig) -> DataBundle:
@@ -148,19 +170,23 @@ def load_rotten_tomatoes(cfg: DataConfig) -> DataBundle:
             texts.append(text)
             labels.append(1 if row["category"] == "fresh" else 0)
     y = np.asarray(labels, dtype=np.int64)
-    tr, ev = stratified_split(y, cfg.eval_fraction, cfg.split_seed)
-    full = Split(texts, y)
-    return DataBundle("text", ["rotten", "fresh"], full.take(tr), full.take(ev), "rotten_tomatoes (stratified split)")
+    return split_bundle("text", ["rotten", "fresh"], Split(texts, y), cfg, "rotten_tomatoes")
 
 
 # ---------------------------------------------------------------- user data
 
 
 def _load_image(path: Path) -> np.ndarray:
+    """The decoded RGB image, or a DataError naming the file (PIL's own errors do not say which one)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... for bad files
+        raise DataError(f"image {path} cannot be decoded ({type(exc).__name__}: {exc}): it is truncated, corrupt "
+                        "or not an image",
+                        hint="replace or delete the file, or set data.skip_corrupt: true to skip such images") from None
 
 
 def _read_class_folders(root: Path, label_names: list[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
@@ -184,11 +210,28 @@ def _read_class_folders(root: Path, label_names: list[str] | None = None) -> tup
     return classes, files, np.asarray(labels, dtype=np.int64)
 
 
-def _stack_images(files: list[Path], size_hint: int = 256) -> np.ndarray:
-    """Load images and bring them to one shape (bilinear) so they batch; models resize again later."""
+def _decode_all(files: list[Path], labels: np.ndarray, skip_corrupt: bool, skipped: list[str]) -> Split:
+    """Decode every image; with skip_corrupt an undecodable one is left out and appended to `skipped`."""
+    arrays, keep = [], []
+    for i, p in enumerate(files):
+        try:
+            arrays.append(_load_image(p))
+            keep.append(i)
+        except DataError as exc:
+            if not skip_corrupt:
+                raise
+            log.warning("skipped (data.skip_corrupt): %s", exc)
+            skipped.append(str(p))
+    if not arrays:
+        raise DataError(f"none of the {len(files)} images ({files[0]}, ...) can be decoded",
+                        hint="check the files: data.skip_corrupt skips bad images, but there must be good ones")
+    return Split(_stack_images(arrays), labels[np.asarray(keep, dtype=np.int64)])
+
+
+def _stack_images(arrays: list[np.ndarray], size_hint: int = 256) -> np.ndarray:
+    """Bring decoded images to one shape (bilinear) so they batch; models resize again later."""
     from edgetl.runtime.preprocess import resize_bilinear
 
-    arrays = [_load_image(p) for p in files]
     shapes = {a.shape for a in arrays}
     if len(shapes) == 1:
         return np.stack(arrays)
@@ -197,46 +240,129 @@ def _stack_images(files: list[Path], size_hint: int = 256) -> np.ndarray:
     return np.stack(out)
 
 
+def _imagefolder_roots(root: Path, cfg: DataConfig) -> tuple[Path, Path | None]:
+    """(train root, eval root); no eval root: split the class folders of `root` by eval_fraction."""
+    if not (cfg.eval_path or (root / "train").is_dir()):
+        return root, None
+    train_root = root / "train" if (root / "train").is_dir() else root
+    eval_root = Path(cfg.eval_path) if cfg.eval_path else next(
+        (root / n for n in ("val", "valid", "validation", "test") if (root / n).is_dir()), None
+    )
+    if eval_root is None:
+        raise DataError(f"{root} has train/ but no val/ (or valid/, validation/, test/) folder")
+    return train_root, eval_root
+
+
+def _imagefolder_problems(root: Path, cfg: DataConfig) -> list[str]:
+    """Listing only, no decoding: class folders present and each holding at least one image file."""
+    try:
+        train_root, eval_root = _imagefolder_roots(root, cfg)
+    except DataError as exc:
+        return [f"data.path: {exc}"]
+    classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
+    if not classes:
+        return [f"data.path: imagefolder {train_root} has no class sub-folders; lay images out as "
+                "ROOT/<class name>/<image>.png (optionally inside train/ and val/)"]
+
+    def has_image(folder: Path) -> bool:
+        return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*"))
+
+    out = []
+    empty = [c for c in classes if not has_image(train_root / c)]
+    if empty:
+        out.append(f"data.path: class folder(s) {', '.join(empty[:10])} in {train_root} hold no images "
+                   f"({', '.join(sorted(IMAGE_SUFFIXES))}); every class needs at least one")
+    if eval_root is not None:
+        field_name = "data.eval_path" if cfg.eval_path else "data.path"
+        if not eval_root.is_dir():
+            out.append(f"{field_name}: {eval_root} is not a folder")
+        else:
+            missing = [c for c in classes if not (eval_root / c).is_dir()]
+            if missing:
+                out.append(f"{field_name}: {eval_root} has no folder for class(es) {', '.join(missing[:10])}, which "
+                           f"{train_root} has")
+            elif not any(has_image(eval_root / c) for c in classes):
+                out.append(f"{field_name}: {eval_root} holds no images")
+    return out
+
+
 def load_imagefolder(cfg: DataConfig) -> DataBundle:
     if not cfg.path:
         raise DataError("data.path is required for imagefolder", hint="set data.path to the folder of class folders")
     root = Path(cfg.path)
     if not root.is_dir():
         raise DataError(f"data.path: imagefolder {root} does not exist or is not a folder")
-    if cfg.eval_path or (root / "train").is_dir():
-        train_root = root / "train" if (root / "train").is_dir() else root
-        eval_root = Path(cfg.eval_path) if cfg.eval_path else next(
-            (root / n for n in ("val", "valid", "validation", "test") if (root / n).is_dir()), None
-        )
-        if eval_root is None:
-            raise DataError(f"{root} has train/ but no val/ (or valid/, validation/, test/) folder")
+    train_root, eval_root = _imagefolder_roots(root, cfg)
+    if eval_root is not None:
         classes, tr_files, tr_y = _read_class_folders(train_root)
         _, ev_files, ev_y = _read_class_folders(eval_root, classes)
-        return DataBundle(
-            "image", classes, Split(_stack_images(tr_files), tr_y), Split(_stack_images(ev_files), ev_y), f"imagefolder {root}"
-        )
-    classes, files, y = _read_class_folders(root)
-    full = Split(_stack_images(files), y)
-    tr, ev = stratified_split(y, cfg.eval_fraction, cfg.split_seed)
-    return DataBundle("image", classes, full.take(tr), full.take(ev), f"imagefolder {root} (stratified split)")
+        skipped: list[str] = []
+        train = _decode_all(tr_files, tr_y, cfg.skip_corrupt, skipped)
+        bundle = DataBundle("image", classes, train, _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped),
+                            f"imagefolder {root}")
+    else:
+        classes, files, y = _read_class_folders(root)
+        skipped = []
+        bundle = split_bundle("image", classes, _decode_all(files, y, cfg.skip_corrupt, skipped), cfg,
+                              f"imagefolder {root}")
+    if skipped:
+        bundle.skipped = skipped
+        bundle.source += f", {len(skipped)} corrupt image(s) skipped"
+        log.warning("imagefolder %s: skipped %d corrupt image(s) (data.skip_corrupt): %s", root, len(skipped),
+                    ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    return bundle
+
+
+def _column_problems(path: Path, columns: list[str], cfg: DataConfig) -> list[str]:
+    out = []
+    for field_name, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
+        if column not in columns:
+            out.append(f"data.{field_name}: column {column!r} is not in {path} (columns: {', '.join(columns)}); set "
+                       f"data.{field_name} to one of these")
+    return out
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file (utf-8, with or without a byte-order mark), or a DataError naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a readable UTF-8 CSV file: {exc}", hint="save it as CSV, UTF-8") from None
 
 
 def _read_csv(path: Path, cfg: DataConfig) -> tuple[list[str], list[str]]:
     if not path.is_file():
         raise DataError(f"data.path: CSV file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
+    problems = _column_problems(path, csv_header(path), cfg)
+    if problems:
+        raise DataError(problems[0], hint="the first line of the file names the columns")
+    texts, labels = [], []
+    # utf-8-sig: spreadsheet programs start the file with a byte-order mark, which must not stick to the first name
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        for field_name, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
-            if column not in columns:
-                raise DataError(
-                    f"data.{field_name}: column {column!r} is not in {path} (columns: {', '.join(columns)})",
-                    hint=f"set data.{field_name} to one of the columns above",
-                )
-        texts, labels = [], []
-        for row in reader:
-            texts.append(row[cfg.text_column])
-            labels.append(row[cfg.label_column].strip())
+        n_columns = len(reader.fieldnames or [])
+        try:
+            for k, row in enumerate(reader, 1):
+                where = f"{path} row {k} (line {reader.line_num})"
+                extra = row.pop(None, None) or []  # type: ignore[call-overload]  # fields beyond the header
+                missing = sum(v is None for v in row.values())
+                if extra or missing:
+                    got = n_columns + len(extra) - missing
+                    raise DataError(f"{where} has {got} fields, the header has {n_columns}",
+                                    hint="quote texts that contain commas (\"like, this\") and fill every column")
+                text, label = row[cfg.text_column], row[cfg.label_column].strip()
+                if not text.strip():
+                    raise DataError(f"{where}: the text ({cfg.text_column!r}) is empty",
+                                    hint="remove the row or fill in its text")
+                if not label:
+                    raise DataError(f"{where}: the label ({cfg.label_column!r}) is empty",
+                                    hint="remove the row or fill in its label")
+                texts.append(text)
+                labels.append(label)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"{path} near line {reader.line_num} is not readable UTF-8 CSV: {exc}",
+                            hint="save it as CSV, UTF-8") from None
     if not texts:
         raise DataError(f"{path} has a header but no rows")
     return texts, labels
@@ -259,9 +385,7 @@ def load_csv(cfg: DataConfig) -> DataBundle:
         return DataBundle(
             "text", names, Split(texts, y), Split(ev_texts, np.asarray([index[s] for s in ev_raw])), f"csv {cfg.path}"
         )
-    full = Split(texts, y)
-    tr, ev = stratified_split(y, cfg.eval_fraction, cfg.split_seed)
-    return DataBundle("text", names, full.take(tr), full.take(ev), f"csv {cfg.path} (stratified split)")
+    return split_bundle("text", names, Split(texts, y), cfg, f"csv {cfg.path}")
 
 
 LOADERS = {
@@ -285,7 +409,8 @@ def load_data(cfg: DataConfig) -> DataBundle:
 
 
 def data_problems(cfg: DataConfig) -> list[str]:
-    """Checks that need no loading: files and packages present. Used by `edgetl validate`."""
+    """Checks that need no loading: files and packages present, CSV headers naming the columns, class folders
+    holding images. Used by `edgetl validate`, so unreadable data fails before training."""
     problems = []
     if cfg.name == "fashion_mnist" and not fashion_mnist_present():
         problems.append(f"data.name: Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: sudo apt-get install -y dataset-fashion-mnist")
@@ -302,6 +427,24 @@ def data_problems(cfg: DataConfig) -> list[str]:
             problems.append(f"data.path: {cfg.path} does not exist")
         if cfg.eval_path and not Path(cfg.eval_path).exists():
             problems.append(f"data.eval_path: {cfg.eval_path} does not exist")
+    if problems or not cfg.path:
+        return problems
+    # readable before the first epoch: headers and folder listings only, no full decode
+    if cfg.name == "imagefolder":
+        if not Path(cfg.path).is_dir():
+            return [f"data.path: imagefolder {cfg.path} is a file, not a folder of class folders"]
+        problems += _imagefolder_problems(Path(cfg.path), cfg)
+    elif cfg.name == "csv":
+        for field_name, path in (("path", cfg.path), ("eval_path", cfg.eval_path)):
+            if not path:
+                continue
+            if not Path(path).is_file():
+                problems.append(f"data.{field_name}: {path} is a folder, not a CSV file")
+                continue
+            try:
+                problems += _column_problems(Path(path), csv_header(Path(path)), cfg)
+            except DataError as exc:
+                problems.append(f"data.{field_name}: {exc}")
     return problems
 
 

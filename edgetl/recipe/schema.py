@@ -70,6 +70,13 @@ class DataConfig(StrictModel):
         0.2, gt=0, lt=1, description="Share held out for evaluation when the data has no split of its own."
     )
     split_seed: int = Field(0, description="Seed of the stratified split and subsets (keep fixed to compare runs).")
+    skip_corrupt: bool = Field(
+        False,
+        description=(
+            "imagefolder: skip images that cannot be decoded (truncated or not an image), logging and counting "
+            "them, instead of stopping with an error that names the first one."
+        ),
+    )
 
 
 class Targets(StrictModel):

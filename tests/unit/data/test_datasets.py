@@ -79,3 +79,93 @@ def test_imagefolder_with_class_folders(tmp_path):
 def test_imagefolder_without_class_folders_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="class sub-folders"):
         load_data(DataConfig(name="imagefolder", path=str(tmp_path)))
+
+
+def _image_folder(root, counts, size=(12, 12)):
+    rng = np.random.default_rng(0)
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / cls / f"{i}.jpg")
+    return root
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def test_a_truncated_image_is_a_data_error_naming_the_file(tmp_path):
+    root = _image_folder(tmp_path / "imgs", {"cat": 5, "dog": 5})
+    _truncate(root / "dog" / "3.jpg")
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="imagefolder", path=str(root)))
+    assert str(root / "dog" / "3.jpg") in str(err.value) and "skip_corrupt" in err.value.hint
+
+
+def test_skip_corrupt_skips_and_counts_bad_images(tmp_path, caplog):
+    root = _image_folder(tmp_path / "imgs", {"cat": 5, "dog": 5})
+    _truncate(root / "dog" / "3.jpg")
+    (root / "cat" / "notes.png").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        data = load_data(DataConfig(name="imagefolder", path=str(root), skip_corrupt=True))
+    assert len(data.train) + len(data.eval) == 9  # 11 files, 2 bad
+    assert sorted(data.skipped) == sorted([str(root / "dog" / "3.jpg"), str(root / "cat" / "notes.png")])
+    assert "2 corrupt image(s) skipped" in data.source and "skipped 2 corrupt image(s)" in caplog.text
+
+
+def test_csv_with_a_byte_order_mark_finds_its_first_column(tmp_path):
+    path = tmp_path / "r.csv"
+    rows = [f"text {i},{'pos' if i % 2 else 'neg'}" for i in range(10)]
+    path.write_bytes(("text,label\n" + "\n".join(rows) + "\n").encode("utf-8-sig"))
+    data = load_data(DataConfig(name="csv", path=str(path)))
+    assert len(data.train) + len(data.eval) == 10 and data.train.inputs[0].startswith("text ")
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ("only text", "row 3 (line 4) has 1 fields, the header has 2"),
+    ("a, b,neg", "row 3 (line 4) has 3 fields, the header has 2"),
+    ("  ,neg", "row 3 (line 4): the text ('text') is empty"),
+    ("some text,", "row 3 (line 4): the label ('label') is empty"),
+])
+def test_a_bad_csv_row_is_a_data_error_naming_file_and_row(tmp_path, bad_row, message):
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\ngood,pos\nfine,neg\n" + bad_row + "\nmore,pos\n")
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="csv", path=str(path)))
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_class_with_one_example_stays_in_training():
+    labels = np.array([0] * 10 + [1] * 10 + [2])
+    tr, ev = stratified_split(labels, 0.2, seed=0)
+    assert 20 in tr and 20 not in ev
+    assert np.bincount(labels[ev]).tolist() == [2, 2]
+    assert set(labels[stratified_subset(labels, 6, seed=0)]) == {0, 1, 2}
+
+
+def test_a_two_row_csv_asks_for_more_rows_instead_of_training_on_nothing(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\ngreat film,pos\nawful,neg\n")
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="csv", path=str(path)))
+    assert "at least 2 examples" in str(err.value) and "data.eval_path" in err.value.hint
+    path.write_text("text,label\ngreat film,pos\nawful,neg\nsuperb,pos\ndull,neg\n")
+    data = load_data(DataConfig(name="csv", path=str(path)))
+    assert len(data.train) == 2 and len(data.eval) == 2
+
+
+def test_data_problems_find_unreadable_user_data_without_loading_it(tmp_path):
+    from edgetl.data.datasets import data_problems
+
+    root = _image_folder(tmp_path / "imgs", {"cat": 2, "dog": 0})
+    assert any("dog" in p and "hold no images" in p for p in data_problems(DataConfig(name="imagefolder", path=str(root))))
+    (tmp_path / "empty").mkdir()
+    assert "class sub-folders" in data_problems(DataConfig(name="imagefolder", path=str(tmp_path / "empty")))[0]
+    good = _image_folder(tmp_path / "good", {"cat": 1, "dog": 1})
+    assert data_problems(DataConfig(name="imagefolder", path=str(good))) == []
+
+    csv_path = tmp_path / "r.csv"
+    csv_path.write_text("review,label\ngreat,pos\n")
+    (problem,) = data_problems(DataConfig(name="csv", path=str(csv_path)))
+    assert problem.startswith("data.text_column") and "review" in problem
+    assert data_problems(DataConfig(name="csv", path=str(csv_path), text_column="review")) == []
