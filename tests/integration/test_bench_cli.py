@@ -179,3 +179,20 @@ def test_a_broken_onnx_file_exits_2_naming_it(tiny_run, tmp_path, content, messa
     res = run_cli(command, str(bad))
     assert res.exit_code == 2, res.output
     assert str(bad) in res.output and message in res.output
+
+
+def test_a_truncated_image_in_the_eval_folder_exits_2_naming_it(tiny_run, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    out, report = tiny_run
+    onnx = out / next(a["path"] for a in report["artifacts"] if a["name"] == "onnx_fp32")
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.jpg")
+    bad = tmp_path / "b" / "1.jpg"
+    bad.write_bytes(bad.read_bytes()[:50])
+    res = run_cli("bench", str(onnx), "--data", str(tmp_path), "-n", "5")
+    assert res.exit_code == 2, res.output
+    assert str(bad) in res.output and "cannot be decoded" in res.output
