@@ -21,16 +21,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgetl.errors import BundleError
 from edgetl.pipeline.artifacts import digest_and_size, files_of
 from edgetl.runtime.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
     LAYOUT_BACKENDS,
     MANIFEST,
-    BundleError,
     seal,
     sha256_file,
 )
+from edgetl.runtime.paths import relpath_problem
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ def choose_defaults(models: list[dict[str, Any]], final: str | None) -> dict[str
 
 
 def _check_source(run_dir: Path, art: dict[str, Any]) -> Path:
+    problem = relpath_problem(art["path"])
+    if problem:
+        raise BundleError(f"artifact {art['name']}: its path {art['path']!r} {problem}; an artifact of {run_dir} "
+                          "must sit inside it",
+                          hint="the run's manifest.json was edited: rerun `edgetl compress` to rewrite it")
     path = run_dir / art["path"]
     if not path.exists():
         raise BundleError(f"artifact {art['name']}: {path} is missing from the run",
@@ -216,20 +222,48 @@ def assemble(run_dir: Path, out: Path, *, run_name: str, artifacts: list[dict[st
     return manifest
 
 
-def write_bundle_from_run(run_dir: str | Path, out: str | Path, *, names: list[str] | None = None,
-                          engines: bool = True) -> dict[str, Any]:
-    """`edgetl bundle RUN_DIR --out DIR`: read the run's report.json and manifest.json, write DIR atomically."""
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's manifest.json and report.json, refused with the file's name when they are not a run's."""
     import json
 
-    run_dir, out = Path(run_dir), Path(out)
+    if not run_dir.is_dir():
+        raise BundleError(f"run folder {run_dir} does not exist or is not a folder",
+                          hint="pass the --out folder of a finished `edgetl compress` run")
     records = {}
     for fname in ("manifest.json", "report.json"):
         p = run_dir / fname
         if not p.is_file():
             raise BundleError(f"{run_dir} has no {fname}, so it is not a finished edgetl run",
                               hint=f"run `edgetl compress RECIPE --out {run_dir}` first")
-        records[fname] = json.loads(p.read_text())
-    run_manifest, report = records["manifest.json"], records["report.json"]
+        try:
+            records[fname] = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{p} is not valid JSON ({exc}), so {run_dir} is not a readable edgetl run",
+                              hint=f"run `edgetl compress RECIPE --out {run_dir}` again to rewrite it") from None
+        if not isinstance(records[fname], dict):
+            raise BundleError(f"{p} holds a {type(records[fname]).__name__}, expected an edgetl run's {fname}")
+    artifacts = records["manifest.json"].get("artifacts")
+    keys = ("name", "format", "path")
+    if not isinstance(artifacts, list) or not all(
+            isinstance(a, dict) and all(isinstance(a.get(k), str) for k in keys) for a in artifacts):
+        raise BundleError(f"{run_dir / 'manifest.json'} has no list of artifacts (each with {', '.join(keys)}), so "
+                          f"{run_dir} is not an edgetl run folder (a bundle folder is not a run)",
+                          hint="pass the --out folder of a finished `edgetl compress` run")
+    return records["manifest.json"], records["report.json"]
+
+
+def write_bundle_from_run(run_dir: str | Path, out: str | Path, *, names: list[str] | None = None,
+                          engines: bool = True, sign: str | Path | None = None) -> dict[str, Any]:
+    """`edgetl bundle RUN_DIR --out DIR`: read the run's report.json and manifest.json, write DIR atomically.
+
+    sign: an Ed25519 private key (PEM file); DIR then carries manifest.sig, its signature of manifest.json."""
+    run_dir, out = Path(run_dir), Path(out)
+    key = None
+    if sign is not None:
+        from edgetl.runtime.signing import load_private_key
+
+        key = load_private_key(sign)  # a missing or wrong key fails before anything is written
+    run_manifest, report = _read_run(run_dir)
     _check_target(out)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -238,13 +272,17 @@ def write_bundle_from_run(run_dir: str | Path, out: str | Path, *, names: list[s
                             environment=run_manifest.get("environment") or {}, names=names, engines=engines,
                             source={"run": run_dir.name, "recipe_file": run_manifest.get("recipe_file"),
                                     "run_created": run_manifest.get("created")})
+        if key is not None:
+            from edgetl.runtime.signing import sign_bundle
+
+            sign_bundle(tmp, key)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("bundle %s: %d model(s), %d engine(s), %d files", out, len(manifest["models"]), len(manifest["engines"]),
-             len(manifest["files"]))
+    log.info("bundle %s: %d model(s), %d engine(s), %d files%s", out, len(manifest["models"]),
+             len(manifest["engines"]), len(manifest["files"]), ", signed" if key is not None else "")
     return manifest
 
 

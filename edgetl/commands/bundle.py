@@ -17,6 +17,12 @@ def bundle(
                      show_default=False),
     ] = None,
     engines: Annotated[bool, typer.Option("--engines/--no-engines", help="Include TensorRT engines the run built.")] = True,
+    sign: Annotated[
+        Path | None,
+        typer.Option("--sign", help="Ed25519 private key (PEM) to sign manifest.json with, writing manifest.sig; "
+                                    "devices load it with Predictor.from_bundle(DIR, public_key=...).",
+                     show_default=False),
+    ] = None,
 ) -> None:
     """Write RUN_DIR's deployable files to OUT: ONNX per layout, engines, manifest.json with sha256 of every file."""
     from edgetl.cli import run_guarded
@@ -24,7 +30,7 @@ def bundle(
     def go():
         from edgetl.bundle.writer import write_bundle_from_run
 
-        manifest = write_bundle_from_run(run_dir, out, names=artifact or None, engines=engines)
+        manifest = write_bundle_from_run(run_dir, out, names=artifact or None, engines=engines, sign=sign)
         size = sum(f["size_bytes"] for f in manifest["files"].values())
         for m in manifest["models"]:
             acc = "-" if m.get("accuracy") is None else f"{m['accuracy']:.4f}"
@@ -33,6 +39,8 @@ def bundle(
         for e in manifest["engines"]:
             typer.echo(f"  {e['name']:20s} engine for {e.get('device')} (TensorRT {e.get('trt_version')})")
         defaults = ", ".join(f"{k}: {v}" for k, v in manifest["defaults"].items())
-        typer.echo(f"wrote {out} ({len(manifest['files'])} files + manifest.json, {size / 1e6:.2f} MB; defaults {defaults})")
+        signed = " + manifest.sig" if sign else ""
+        typer.echo(f"wrote {out} ({len(manifest['files'])} files + manifest.json{signed}, {size / 1e6:.2f} MB; "
+                   f"defaults {defaults})")
 
     run_guarded(go)

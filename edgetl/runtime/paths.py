@@ -11,7 +11,7 @@ from pathlib import Path
 
 def _common_problem(name: object) -> str | None:
     if not isinstance(name, str):
-        return f"is not a path (a {type(name).__name__}, expected a string)"
+        return f"is not a string ({type(name).__name__})"
     if not name:
         return "is empty"
     if "\x00" in name:

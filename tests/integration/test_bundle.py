@@ -157,3 +157,50 @@ def test_the_robot_loop_example_runs_on_the_bundle_without_torch(cli_bundle, rep
     (broken / "models/onnx_int8/model.onnx").unlink()
     result = subprocess.run([sys.executable, example, str(broken), "--frames", "1"], capture_output=True, text=True)
     assert result.returncode == 2 and "models/onnx_int8/model.onnx: missing" in result.stderr
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgetl", "bundle", *map(str, args)], capture_output=True, text=True)
+
+
+def test_a_bundle_signed_by_the_command_loads_with_its_public_key_only(run, cli_bundle, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    out_dir, _, data = run
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = tmp_path / "bundle-key.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    r = _cli(out_dir, "--out", tmp_path / "signed", "--sign", private)
+    assert r.returncode == 0, r.stderr
+    assert "manifest.sig" in r.stdout
+    signed = Predictor.from_bundle(tmp_path / "signed", public_key=public, threads=2)
+    unsigned = Predictor.from_bundle(cli_bundle, threads=2)
+    frames = data.eval.inputs[:8]
+    assert [p.label for p in signed.predict_batch(frames)] == [p.label for p in unsigned.predict_batch(frames)]
+    with pytest.raises(BundleError, match="is not signed"):
+        Predictor.from_bundle(cli_bundle, public_key=public)
+
+
+def test_bundle_command_exits_2_naming_a_bad_run_folder_or_key(run, cli_bundle, tmp_path):
+    out_dir, _, _ = run
+    dest = tmp_path / "b"
+    missing_key = tmp_path / "no-such-key.pem"
+    r = _cli(out_dir, "--out", dest, "--sign", missing_key)
+    assert r.returncode == 2 and f"signing key {missing_key} does not exist" in r.stderr and not dest.exists()
+    r = _cli(cli_bundle, "--out", dest)  # a bundle is not a run
+    assert r.returncode == 2 and f"{cli_bundle} has no report.json" in r.stderr
+    fake = tmp_path / "fake-run"
+    fake.mkdir()
+    (fake / "manifest.json").write_text("{not json")
+    (fake / "report.json").write_text("{}")
+    r = _cli(fake, "--out", dest)
+    assert r.returncode == 2 and f"{fake / 'manifest.json'} is not valid JSON" in r.stderr
+    (fake / "manifest.json").write_text('{"artifacts": [{"name": "x"}]}')
+    r = _cli(fake, "--out", dest)
+    assert r.returncode == 2 and "has no list of artifacts" in r.stderr
+    r = _cli(tmp_path / "nowhere", "--out", dest)
+    assert r.returncode == 2 and f"run folder {tmp_path / 'nowhere'} does not exist" in r.stderr
+    assert not dest.exists()

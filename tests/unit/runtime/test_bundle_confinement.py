@@ -148,7 +148,7 @@ MALFORMED = {
     "model layout": (_put("gpu", "models", 0, "layout"), "models.0.layout: got 'gpu'"),
     "model precision": (_drop("models", 0, "precision"), "models.0.precision: got None"),
     "model inputs": (_put("pixel_values", "models", 0, "inputs"), "models.0.inputs: got str, expected a list"),
-    "engine fields": (_put([{"name": "e"}], "engines"), "engines.0.file: None is not a path"),
+    "engine fields": (_put([{"name": "e"}], "engines"), "engines.0.file: None is not a string"),
     "defaults": (_put(["m"], "defaults"), "defaults: got ['m']"),
     "files list": (_put([MODEL], "files"), "files: got list"),
     "sha256": (_put("abc", "files", MODEL, "sha256"), f"files.{MODEL}.sha256: got 'abc'"),
