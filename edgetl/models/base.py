@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edgetl.errors import ModelError
+from edgetl.runtime.paths import filename_problem, leaves
 from edgetl.runtime.preprocess import Preprocessing, TextEncoder, encode_images
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,10 @@ def module_attrs(module: nn.Module) -> dict[str, dict[str, Any]]:
 def save_model(model: EdgeModel, folder: Path) -> None:
     from safetensors.torch import save_file
 
+    for name in model.files:  # each is copied to folder / name: a name must not lead out of the folder
+        if problem := filename_problem(name):
+            raise ModelError(f"cannot save model {model.source} to {folder}: its extra file name {name!r} {problem}; "
+                             "expected a plain file name (like tokenizer.json)")
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.module.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
@@ -140,6 +145,26 @@ def _resize_to_checkpoint(module: nn.Module, shapes: dict[str, list[int]], attrs
             setattr(m, a, tuple(v) if isinstance(v, list) else v)
 
 
+def _listed_files(folder: Path, names: Any) -> dict[str, Path]:
+    """model.json `files`: plain names of files inside `folder`. A later stage copies each to its own folder
+    under the same name, so one like `../../x` would write outside the run: refused before anything is read."""
+    where = f"{folder / 'model.json'}: field `files`"
+    hint = ("the folder was edited or not written by edgetl: save the model again, or remove the entry from "
+            "model.json")
+    if not isinstance(names, list):
+        raise ModelError(f"{where} is a {type(names).__name__}, expected a list of file names", hint=hint)
+    files = {}
+    for name in names:
+        problem = filename_problem(name)
+        if problem is None and leaves(folder, folder / name):
+            problem = "is a symlink that leads out of the folder"
+        if problem:
+            raise ModelError(f"{where} holds {name!r}, which {problem}; expected plain names of files inside "
+                             f"{folder} (like tokenizer.json)", hint=hint)
+        files[name] = folder / name
+    return files
+
+
 def load_model(folder: str | Path) -> EdgeModel:
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -156,7 +181,7 @@ def load_model(folder: str | Path) -> EdgeModel:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{meta_path} is not an edgetl model file (format={meta.get('format')!r})")
-    files = {name: folder / name for name in meta.get("files", [])}
+    files = _listed_files(folder, meta.get("files", []))
     module = build(meta["builder"], files)
     weights = folder / "model.safetensors"
     with safe_open(str(weights), framework="pt") as f:
