@@ -1,5 +1,6 @@
 """One error hierarchy. Anything a user can cause raises a subclass of EdgetlError; the CLI prints its
-message (what was received, what was expected, how to fix it) and exits with code 2, no traceback."""
+message (what was received, what was expected, how to fix it) and exits with its `exit_code`, no traceback:
+2 for bad input, 3 for a stage that failed on valid input (StageError). README.md lists the exit codes."""
 
 from __future__ import annotations
 
@@ -39,7 +40,18 @@ class BundleError(ModelError):
 
 
 class StageError(EdgetlError):
-    """A stage failed on valid input (a budget that cannot be met, a failed check)."""
+    """A stage failed on valid input (a budget that cannot be met, a failed check, diverged training)."""
+
+    exit_code = 3
+    stage: str | None = None  # set by the runner ("1 (finetune)") so the message names the stage that failed
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"stage {self.stage}: {text}" if self.stage else text
+
+
+class NonFiniteError(StageError):
+    """A loss or the logits became NaN or infinite (diverged training): the weights are no longer usable."""
 
 
 class ExportError(StageError):
@@ -52,3 +64,9 @@ class BackendUnavailableError(EdgetlError):
 
 class BenchmarkError(StageError):
     """A benchmark could not run or produced unusable numbers."""
+
+    exit_code = 2  # `edgetl bench` raises it for its own bad options (--batch, --backend, a missing file)
+
+
+class RunFolderBusyError(EdgetlError):
+    """Another edgetl process is writing into the same run folder."""
