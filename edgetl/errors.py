@@ -4,6 +4,28 @@ message (what was received, what was expected, how to fix it) and exits with its
 
 from __future__ import annotations
 
+import reprlib
+
+MAX_PROBLEMS = 50  # listed per error; the rest are counted ("... and N more")
+MAX_LINE = 1000  # characters per rendered line: a fallback for messages that quote user text in full
+
+_short = reprlib.Repr()  # (keyword arguments need Python 3.12)
+_short.maxstring = _short.maxother = _short.maxlong = 80
+_short.maxlist = _short.maxdict = 6
+
+
+def shown(value: object) -> str:
+    """A user-given value for a message: its repr (control characters escaped), cut to about 80 characters."""
+    text = _short.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def clip(text: str, limit: int = MAX_LINE) -> str:
+    """`text` cut to `limit` characters, with control characters escaped so a message cannot drive the terminal."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return "".join(c if c.isprintable() or c in "\n" else repr(c)[1:-1] for c in text)
+
 
 class EdgetlError(Exception):
     """Base class of every error edgetl raises on purpose."""
@@ -16,10 +38,12 @@ class EdgetlError(Exception):
         super().__init__(message)
 
     def render(self) -> str:
-        lines = [str(self)]
-        lines += [f"  - {p}" for p in self.problems]
+        lines = [clip(str(self), 4 * MAX_LINE)]
+        lines += [f"  - {clip(p)}" for p in self.problems[:MAX_PROBLEMS]]
+        if len(self.problems) > MAX_PROBLEMS:
+            lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS} more")
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {clip(self.hint)}")
         return "\n".join(lines)
 
 

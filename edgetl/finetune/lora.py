@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from edgetl.errors import StageError
+from edgetl.errors import NonFiniteError, StageError
 from edgetl.finetune.arch import head_name, matches
+from edgetl.train.finite import nonfinite, over
 
 log = logging.getLogger(__name__)
 TRANSFORMER_TARGETS = ["query", "key", "value", "dense"]
@@ -88,11 +89,15 @@ def merge(peft_model: nn.Module, check_inputs: list[dict], atol: float) -> tuple
     merged.eval()
     with torch.no_grad():
         after = [merged(**x).float().numpy() for x in check_inputs]
+    bad = nonfinite(logits_before_merge=np.concatenate(before), logits_after_merge=np.concatenate(after)) if before else ""
+    if bad:  # NaN differences pass a "> atol" check: a diverged LoRA run must not be merged and shipped
+        raise NonFiniteError(f"lora merge check: {bad}",
+                             hint="LoRA training diverged; lower `lr` or `lora.lr_multiplier` and rerun the stage")
     diff = float(max(np.abs(a - b).max() for a, b in zip(before, after, strict=True))) if before else 0.0
     leftovers = [n for n, _ in merged.named_modules() if "lora_" in n or "modules_to_save" in n]
     if leftovers:
         raise StageError(f"lora merge left peft modules behind: {leftovers[:3]}")
-    if diff > atol:
+    if over(diff, atol):
         raise StageError(f"lora merge changed the outputs: max abs logit difference {diff:.3g} > {atol:g}",
                          hint="raise lora.merge_atol only if the difference is float noise")
     log.info("lora merged: max abs logit difference before/after merge %.3g", diff)

@@ -17,7 +17,7 @@ from torch import nn
 from edgetl.data.datasets import Split, iter_batches
 from edgetl.finetune.regularizers import HeadInput
 from edgetl.models.base import EdgeModel, to_torch
-from edgetl.train.loop import TrainResult, TrainSettings, lr_lambda, seed_everything
+from edgetl.train.loop import TrainResult, TrainSettings, diverged, lr_lambda, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ def fit_cached(model: EdgeModel, head: nn.Linear, train: Split, eval_split: Spli
             idx = torch.from_numpy(order[begin : begin + s.batch_size])
             loss = ce(head(xtr[idx]), ytr[idx])
             (loss / s.grad_accum).backward()
-            running += float(loss.detach()) * len(idx)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise diverged("linear probe", epoch + 1, step + 1, f"the loss is {value}", sched.get_last_lr()[0])
+            running += value * len(idx)
             count += len(idx)
             if (micro + 1) % s.grad_accum == 0:
                 if s.grad_clip:
@@ -85,7 +88,11 @@ def fit_cached(model: EdgeModel, head: nn.Linear, train: Split, eval_split: Spli
                     break
         head.eval()
         with torch.no_grad():
-            acc = float((head(xev).argmax(-1) == yev).float().mean()) if len(xev) else float("nan")
+            logits = head(xev)
+            if len(xev) and not bool(torch.isfinite(logits).all()):
+                raise diverged("linear probe", epoch + 1, step, "the eval logits hold NaN or infinite values",
+                               sched.get_last_lr()[0])
+            acc = float((logits.argmax(-1) == yev).float().mean()) if len(xev) else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": running / max(count, 1), "eval_accuracy": acc})
         log.info("linear probe epoch %d: loss %.4f, eval accuracy %.4f", epoch + 1, running / max(count, 1), acc)
         if acc > best_acc:

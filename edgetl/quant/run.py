@@ -26,6 +26,7 @@ def run_qat(stage, ctx, cfg) -> list:
     from edgetl.quant import calibrate as cal
     from edgetl.quant import qat
     from edgetl.quant.sensitivity import choose_fallback, layer_sensitivity
+    from edgetl.train.finite import over, under
     from edgetl.train.loop import Trainer, evaluate, predict_logits, seed_everything
 
     seed_everything(ctx.recipe.seed + stage.index)
@@ -165,8 +166,8 @@ def run_qat(stage, ctx, cfg) -> list:
         log.info("parity %s: top-1 agreement %.4f, max |diff| %.3g (model's own rounding noise: agreement %.4f, "
                  "max |diff| %.3g)", layout, res["top1_agreement"], res["max_abs_diff"], floor["top1_agreement"],
                  floor["max_abs_diff"])
-        # fail only when top-1 disagrees AND the logits differ beyond rounding noise
-        if res["top1_agreement"] < need and res["max_abs_diff"] > atol:
+        # fail only when top-1 disagrees AND the logits differ beyond rounding noise (NaN fails both)
+        if under(res["top1_agreement"], need) and over(res["max_abs_diff"], atol):
             raise ExportError(
                 f"the {layout} INT8 ONNX disagrees with the fake-quant torch model on {res['samples']} eval examples: "
                 f"top-1 agreement {res['top1_agreement']:.4f} (needed {need}), max abs logit diff "

@@ -6,11 +6,42 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
+
+MAX_NAME_BYTES = 100  # a run or stage name is a folder or file name: far below the usual 255-byte limit
+MAX_STAGES = 100  # each stage is a folder of the run; more is a generated or broken recipe, slow to check
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: every float field of every recipe block refuses .nan / .inf / -.inf, which pass
+    # `gt`/`le` checks (`.inf` for parity_atol switched parity off) and poison training or report maths
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+def _safe_name(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} names a folder (the current or the parent one); use a plain name such as `run-1`")
+    if "/" in value or "\\" in value:
+        raise ValueError("must not contain path separators (/ or \\): it becomes one folder or file name")
+    if not value.isprintable():
+        raise ValueError("must not contain control characters (NUL, tab, newline, escape, ...)")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise ValueError(f"must be at most {MAX_NAME_BYTES} bytes in UTF-8")
+    return value
+
+
+# A run or artifact name: it becomes a folder or file name (runs/<name>, models/<name> in a bundle)
+SafeName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_BYTES), AfterValidator(_safe_name)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy's legacy seeding accepts
 
 
 class ModelConfig(StrictModel):
@@ -69,7 +100,9 @@ class DataConfig(StrictModel):
     eval_fraction: float = Field(
         0.2, gt=0, lt=1, description="Share held out for evaluation when the data has no split of its own."
     )
-    split_seed: int = Field(0, description="Seed of the stratified split and subsets (keep fixed to compare runs).")
+    split_seed: Seed = Field(
+        0, description="Seed of the stratified split and subsets, 0 to 2**32 - 1 (keep fixed to compare runs)."
+    )
     skip_corrupt: bool = Field(
         False,
         description=(
@@ -77,6 +110,16 @@ class DataConfig(StrictModel):
             "them, instead of stopping with an error that names the first one."
         ),
     )
+
+    @field_validator("path", "eval_path")
+    @classmethod
+    def _path_only_for_own_data(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # a named set reads no files: a path beside it would be ignored while the user thinks it is used
+        name = info.data.get("name")
+        if v is not None and name is not None and name not in ("imagefolder", "csv"):
+            raise ValueError(f"{name} is a named dataset and reads no files; remove data.{info.field_name}, or "
+                             "use name: imagefolder or csv for your own data")
+        return v
 
 
 class Targets(StrictModel):
@@ -95,26 +138,29 @@ class StageConfig(StrictModel):
     """Fields every stage has. Each stage module subclasses this with `type: Literal[...]`."""
 
     type: str
-    name: str | None = Field(
+    name: SafeName | None = Field(
         None,
-        description="Name of the artifact this stage produces (default: derived from the stage type).",
+        description="Name of the artifact this stage produces (default: derived from the stage type); letters, "
+        "digits, `_`, `.` and `-`, at most 100 characters, not `.` or `..`.",
         pattern=r"^[A-Za-z0-9_.-]+$",
     )
 
 
 class RecipeBase(StrictModel):
-    name: str = Field(description="Name of the run, used in reports.", min_length=1)
-    seed: int = Field(0, description="Seed for everything random (data order, init, dropout).")
+    name: SafeName = Field(
+        description="Name of the run, used in reports and as the run folder (runs/<name>): no `/` or `\\`, no "
+        "control characters, not `.` or `..`, at most 100 bytes."
+    )
+    seed: Seed = Field(0, description="Seed for everything random (data order, init, dropout), 0 to 2**32 - 1.")
     model: ModelConfig = Field(description="The source model.")
     data: DataConfig = Field(description="The labelled target data.")
     targets: Targets = Field(default_factory=Targets, description="Budgets checked in the report.")
+    _overrides: list[str] = PrivateAttr(default_factory=list)
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_simple(cls, v: str) -> str:
-        if any(c in v for c in "/\\"):
-            raise ValueError("must not contain path separators")
-        return v
+    @property
+    def overrides(self) -> list[str]:
+        """The `--set` assignments applied to the file, so a later check can name the one behind a problem."""
+        return self._overrides
 
 
 @functools.cache
@@ -129,6 +175,7 @@ def recipe_model() -> type[RecipeBase]:
         __base__=RecipeBase,
         stages=(
             list[stage_union],
-            Field(min_length=1, description="The pipeline: stages run in order, each discriminated by `type:`."),
+            Field(min_length=1, max_length=MAX_STAGES,
+                  description="The pipeline: stages run in order, each discriminated by `type:`."),
         ),
     )

@@ -137,7 +137,9 @@ def engine_accuracy(ctx: StageContext, engine_path) -> dict[str, object]:
     """Top-1 accuracy of the engine itself on the eval split (never the torch or ONNX model's)."""
     import numpy as np
 
+    from edgetl.errors import NonFiniteError
     from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.train.finite import nonfinite
     from edgetl.trt.runner import TrtSession
 
     meta = read_onnx_meta(engine_path)
@@ -150,7 +152,12 @@ def engine_accuracy(ctx: StageContext, engine_path) -> dict[str, object]:
         for i in range(0, len(data.eval), step):
             feeds = encode(data.eval.inputs[i : i + step])
             logits.append(session.infer(feeds)[session.output_names[0]])
-        acc = float((np.concatenate(logits).argmax(-1) == data.eval.labels).mean())
+        out = np.concatenate(logits)
+        bad = nonfinite(engine_logits=out)
+        if bad:  # fp16 overflow shows up as inf/NaN; argmax would turn it into a plausible accuracy
+            raise NonFiniteError(f"the TensorRT engine gives NaN or infinite outputs on the eval split ({bad})",
+                                 hint="build it with `fp16: false`, or check the ONNX model")
+        acc = float((out.argmax(-1) == data.eval.labels).mean())
     finally:
         session.close()
     log.info("engine accuracy %.4f on %d eval examples", acc, len(data.eval))

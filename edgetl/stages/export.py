@@ -71,15 +71,21 @@ def export_onnx(model, path: Path, opset: int) -> None:
 
 def check_parity(model, onnx_path: Path, raw_inputs, atol: float, min_agreement: float) -> dict[str, float]:
     from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.train.finite import nonfinite, over, under
     from edgetl.train.loop import predict_logits
 
     session = make_session(onnx_path, threads=None)
     ort_logits = predict(session, model.encoder(), raw_inputs, batch_size=32)
     torch_logits = predict_logits(model, raw_inputs, batch_size=32)
+    bad = nonfinite(torch_logits=torch_logits, onnx_runtime_logits=ort_logits)
+    if bad:  # NaN compares as "within tolerance" and argmaxes to class 0 on both sides
+        raise ExportError(
+            f"ONNX parity cannot pass on {len(raw_inputs)} eval samples: {bad}",
+            hint="the model's weights hold NaN or infinity (an earlier stage diverged): rerun it with a lower lr")
     diff = float(np.abs(ort_logits - torch_logits).max())
     agree = float((ort_logits.argmax(-1) == torch_logits.argmax(-1)).mean())
     result = {"max_abs_diff": diff, "top1_agreement": agree, "samples": len(raw_inputs)}
-    if diff > atol or agree < min_agreement:
+    if over(diff, atol) or under(agree, min_agreement):
         raise ExportError(
             f"ONNX export of the model disagrees with torch on {len(raw_inputs)} eval samples: "
             f"max abs logit diff {diff:.3g} (allowed {atol}), top-1 agreement {agree:.3f} (needed {min_agreement})",

@@ -332,8 +332,10 @@ class QuantizeStage(Stage):
         with `fallback`, keep the most sensitive float until the budget holds."""
         from edgetl.backends.onnxruntime import make_session, predict
         from edgetl.data.datasets import stratified_subset
+        from edgetl.errors import NonFiniteError
         from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, output_sensitivity
         from edgetl.runtime.meta import read_onnx_meta
+        from edgetl.train.finite import nonfinite
 
         if cfg.sensitivity:
             used = batches[: max(1, -(-cfg.sensitivity.samples // 16))]  # calibration batches hold 16 examples
@@ -357,6 +359,10 @@ class QuantizeStage(Stage):
 
         def accuracy(path: Path) -> float:
             logits = predict(make_session(path, threads=None), encode, evals.inputs, batch_size=32)
+            bad = nonfinite(logits=logits)
+            if bad:  # argmax of NaN rows is class 0: the search would compare made-up accuracies
+                raise NonFiniteError(f"ptq fallback: {path.name} gives NaN or infinite outputs on {len(evals)} eval "
+                                     f"examples ({bad})", hint="an earlier stage diverged; rerun it with a lower lr")
             return round(float((logits.argmax(-1) == evals.labels).mean()), 4)
 
         float_acc = accuracy(float_path)

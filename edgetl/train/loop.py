@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from edgetl.data.datasets import Split, iter_batches
+from edgetl.errors import NonFiniteError
 from edgetl.models.base import EdgeModel, to_torch
+from edgetl.train.finite import nonfinite
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,24 @@ def predict_logits(model: EdgeModel, inputs: Any, batch_size: int = 128) -> np.n
 
 def evaluate(model: EdgeModel, split: Split, batch_size: int = 128) -> float:
     logits = predict_logits(model, split.inputs, batch_size)
-    return float((logits.argmax(-1) == split.labels).mean()) if len(split) else float("nan")
+    bad = nonfinite(eval_logits=logits)
+    if bad:  # argmax of a NaN row is class 0: an accuracy computed from it would look like a real one
+        raise NonFiniteError(f"{model.source} gives NaN or infinite outputs on the eval split ({bad})",
+                             hint="an earlier stage diverged or the model's weights are broken; rerun it with a "
+                                  "lower learning rate")
+    return accuracy(logits, split.labels)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(-1) == labels).mean()) if len(labels) else float("nan")
+
+
+def diverged(description: str, epoch: int, step: int, what: str, lr: float) -> NonFiniteError:
+    """The error that stops a training loop whose loss or eval logits stopped being finite numbers."""
+    return NonFiniteError(
+        f"{description}: training diverged at epoch {epoch}, step {step}: {what} (learning rate {lr:.3g})",
+        hint="lower the stage's learning rate (`lr`, `lr_groups`, `lr_multiplier`), keep `grad_clip` on, or check "
+             "the data for extreme values; nothing of this stage was kept")
 
 
 def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -196,11 +215,20 @@ class Trainer:
                         for term in self.extra_losses:
                             loss = loss + term(inputs, y, logits)
                     (loss / s.grad_accum).backward()
-                running += float(loss.detach()) * len(y)
+                value = float(loss.detach())
+                # under DDP one rank stopping alone would leave the others waiting; they stop together on the
+                # gradient norm below, which DDP's all-reduce makes the same on every rank
+                if not math.isfinite(value) and not distributed:
+                    raise diverged(self.description, epoch + 1, step + 1, f"the loss is {value}", sched.get_last_lr()[0])
+                running += value * len(y)
                 count += len(y)
                 if (micro + 1) % s.grad_accum == 0:
                     if s.grad_clip:
-                        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], s.grad_clip)
+                        norm = float(torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
+                                                                    s.grad_clip))
+                        if not math.isfinite(norm):
+                            raise diverged(self.description, epoch + 1, step + 1, f"the gradient norm is {norm}",
+                                           sched.get_last_lr()[0])
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
@@ -209,7 +237,11 @@ class Trainer:
                         self.progress.update(task, advance=1, description=f"{self.description} e{epoch + 1} loss {running / max(count, 1):.3f}")
                     if step >= total:
                         break
-            acc = evaluate(self.model, self.eval_split, s.eval_batch_size)
+            logits = predict_logits(self.model, self.eval_split.inputs, s.eval_batch_size)
+            bad = nonfinite(eval_logits=logits)
+            if bad:
+                raise diverged(self.description, epoch + 1, step, bad, sched.get_last_lr()[0])
+            acc = accuracy(logits, self.eval_split.labels)
             history.append({"epoch": epoch + 1, "train_loss": running / max(count, 1), "eval_accuracy": acc})
             log.info("%s epoch %d: loss %.4f, eval accuracy %.4f", self.description, epoch + 1, running / max(count, 1), acc)
             if acc > best_acc:
