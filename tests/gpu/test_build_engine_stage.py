@@ -14,10 +14,12 @@ pytestmark = [pytest.mark.gpu, pytest.mark.trt,
 
 
 def test_run_with_build_engine_and_bundle(tmp_path):
+    from edgetl.backends.onnxruntime import make_session, predict
     from edgetl.data.datasets import load_data
     from edgetl.pipeline.runner import compress
     from edgetl.recipe.load import parse_recipe
     from edgetl.runtime import Predictor
+    from edgetl.runtime.meta import read_onnx_meta
     from edgetl.testing.recipes import tiny_vision_recipe
 
     raw = tiny_vision_recipe(name="tiny-trt")
@@ -37,13 +39,18 @@ def test_run_with_build_engine_and_bundle(tmp_path):
     assert info["layers"]["int8_layers"] >= 1 and info["source_onnx"] == "onnx_int8"
     assert info["trt_version"] and info["device"] and info["cache_key"]
     assert engine["accuracy"] is not None and "TensorRT engine" in engine["accuracy_source"]
-    onnx_acc = next(a for a in report["artifacts"] if a["name"] == "onnx_int8")["accuracy"]
-    assert abs(engine["accuracy"] - (onnx_acc if onnx_acc is not None else engine["accuracy"])) < 0.05
+    # The engine against the ONNX file it was built from, measured here with ONNX Runtime on the same eval split
+    # (the run's own onnx_int8 accuracy may be absent, and must not be replaced by the engine's).
+    data = load_data(recipe.data)
+    onnx_path = tmp_path / "run" / next(a for a in report["artifacts"] if a["name"] == "onnx_int8")["path"]
+    ort_logits = predict(make_session(onnx_path), read_onnx_meta(onnx_path).encoder(), data.eval.inputs)
+    onnx_acc = float(np.mean(ort_logits.argmax(-1) == data.eval.labels))
+    assert abs(engine["accuracy"] - onnx_acc) < 0.05, (engine["accuracy"], onnx_acc)
 
     bundle_dir = tmp_path / "run" / next(a for a in report["artifacts"] if a["format"] == "bundle")["path"]
     bm = json.loads((bundle_dir / "manifest.json").read_text())
     assert [e["onnx"] for e in bm["engines"]] == ["onnx_int8"] and (bundle_dir / bm["engines"][0]["file"]).is_file()
-    data = load_data(recipe.data)
+    assert bm["engines"][0]["sm_count"] and bm["engines"][0]["total_memory_bytes"]  # what the runtime matches on
     p = Predictor.from_bundle(bundle_dir, backend="tensorrt", engine_cache=tmp_path / "unused")
     acc = float(np.mean(np.array([q.index for q in p.predict_batch(data.eval.inputs)]) == data.eval.labels))
     assert acc == pytest.approx(engine["accuracy"], abs=0.02)

@@ -136,6 +136,27 @@ def test_cuda_graph_replay_gives_the_same_outputs(tmp_path, opts):
         graph.close()
 
 
+def test_cuda_graphs_follow_the_input_shapes(tmp_path, opts):
+    """One context, batches 8, 8, 4, 8 (TrtModel.run's chunks): each replay must be of a graph captured for
+    that batch size, so every result equals a plain execute_async_v3's."""
+    from edgetl.trt.builder import build_engine
+    from edgetl.trt.runner import TrtSession
+
+    plan = build_engine(_conv_model(tmp_path / "m.onnx"), tmp_path / "m.plan", opts).engine_path
+    rng = np.random.default_rng(7)
+    batches = [rng.normal(size=(n, 3, 16, 16)).astype(np.float32) for n in (8, 8, 4, 8)]
+    plain, graph = TrtSession(plan), TrtSession(plan, use_cuda_graph=True)
+    try:
+        for x in batches:
+            a = plain.infer({"pixel_values": x})["logits"]
+            b = graph.infer({"pixel_values": x})["logits"]
+            assert b.shape == (len(x), 4) and np.allclose(a, b, atol=1e-4)
+        assert graph.use_cuda_graph and graph.enqueue.graph_shapes == (("pixel_values", (8, 3, 16, 16)),)
+    finally:
+        plain.close()
+        graph.close()
+
+
 def test_benchmark_backend_times_host_and_gpu_and_chunks_big_batches(tmp_path, opts):
     from edgetl.backends.tensorrt import TensorRTBackend
     from edgetl.trt.builder import build_engine
