@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import ExportError, StageError
+from edgetl.errors import ExportError, ModelError, StageError
 from edgetl.trt.cache import (
     EngineCache,
     board_key,
@@ -196,7 +196,7 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, options: BuildOpti
     opts = options or BuildOptions()
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if not onnx_path.is_file():
-        raise ExportError(f"{onnx_path} does not exist", hint="pass an ONNX file written by `edgetl compress` (export stage)")
+        raise ModelError(f"{onnx_path} does not exist", hint="pass an ONNX file written by `edgetl compress` (export stage)")
     trt = require_tensorrt()
     data = onnx_path.read_bytes()
     onnx_sha = hashlib.sha256(data).hexdigest()
