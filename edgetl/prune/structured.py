@@ -76,7 +76,7 @@ class StructuredPruner:
     def __init__(self, model: EdgeModel, *, importance: str = "l2", global_pruning: bool = False,
                  pruning_ratio: float = 0.5, head_ratio: float | None = None, steps: int = 1, round_to: int | None = 8,
                  max_layer_ratio: float = 0.9, ignored: list[str] = (), heads: bool = True, ffn: bool = True,
-                 gradient_fn: Callable[[], None] | None = None):
+                 gradient_fn: Callable[[], None] | None = None, protect: bool = True):
         import torch_pruning as tp
 
         module = model.module
@@ -112,6 +112,12 @@ class StructuredPruner:
             sample = [n for n, _ in module.named_modules() if n][:8]
             raise RecipeError(f"ignored_layers: the model has no module {name!r}",
                               hint=f"use module names (globs allowed) such as {', '.join(sample)}")
+        self.protected: dict[str, str] = {}
+        if protect and model.task == "image":
+            from edgetl.prune.protect import protected_layers
+
+            self.protected = protected_layers(module, model.example_inputs(batch=1))
+            ignored_modules += [module.get_submodule(n) for n in self.protected]
         num_heads: dict[nn.Module, int] = {}
         self.is_transformer = model.task == "text"
         if self.is_transformer:

@@ -68,6 +68,10 @@ class PruneConfig(TrainingFields):
     ignored_layers: list[str] = Field(
         default_factory=list,
         description="Module names never pruned (globs allowed: `features.*.conv.2`); the classification head never is.")
+    protect: Literal["auto", "none"] = Field(
+        "auto", description="CNNs: `auto` keeps the stem and inverted-residual projections (1x1 after a depthwise "
+                            "conv) at full width, found on the dependency graph, and prunes the width inside blocks; "
+                            "`none`: only the head and ignored_layers are kept.")
     heads: bool = Field(True, description="Transformers: prune whole attention heads.")
     ffn: bool = Field(True, description="Transformers: prune FFN (intermediate) neurons.")
     head_ratio: float | None = Field(
@@ -168,8 +172,10 @@ class PruneStage(Stage):
             pruning_ratio=target.ratio if fixed else cfg.max_layer_ratio, head_ratio=cfg.head_ratio,
             steps=cfg.steps if fixed else cfg.search_steps, round_to=cfg.round_to,
             max_layer_ratio=cfg.max_layer_ratio, ignored=cfg.ignored_layers, heads=cfg.heads, ffn=cfg.ffn,
-            gradient_fn=gradient_fn,
+            gradient_fn=gradient_fn, protect=cfg.protect == "auto",
         )
+        if pruner.protected:
+            log.info("prune: kept at full width (protect: auto): %s", ", ".join(pruner.protected))
         teacher_cache: dict[str, Any] = {}
 
         def teacher():
@@ -297,6 +303,7 @@ class PruneStage(Stage):
             "speedup_onnx_fp32": latency_after["speedup"] if latency_after else None,
             "latency_backend": "ort-cpu" if latency_after else None, "latency_threads": cfg.latency_threads,
             "budget": budget, "budget_met": met, "history": history, "recovery": recovery_info,
+            "protected_layers": pruner.protected,
             "widths_before": widths0, "widths_after": widths1, "widths_changed": changed,
             "structure_before": structure0, "structure_after": layer_summary(model.module),
         })

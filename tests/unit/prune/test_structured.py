@@ -22,7 +22,7 @@ def test_cnn_channels_pruned_aligned_and_macs_drop(tiny_cnn, importance):
         x = tiny_cnn.example_inputs(batch=4)
         nn.functional.cross_entropy(tiny_cnn.module(**x), torch.tensor([0, 1, 2, 3])).backward()
 
-    pruner = StructuredPruner(tiny_cnn, importance=importance, pruning_ratio=0.5, round_to=8,
+    pruner = StructuredPruner(tiny_cnn, importance=importance, pruning_ratio=0.5, round_to=8, protect=False,
                               gradient_fn=grads if importance == "taylor" else None)
     pruner.step()
 
@@ -36,7 +36,8 @@ def test_cnn_channels_pruned_aligned_and_macs_drop(tiny_cnn, importance):
 
 
 def test_global_scope_ranks_across_layers(tiny_cnn):
-    pruner = StructuredPruner(tiny_cnn, importance="l2", global_pruning=True, pruning_ratio=0.4, round_to=None)
+    pruner = StructuredPruner(tiny_cnn, importance="l2", global_pruning=True, pruning_ratio=0.4, round_to=None,
+                              protect=False)
     pruner.step()
     widths = layer_widths(tiny_cnn.module)
     assert widths["head"] == 10
@@ -91,7 +92,7 @@ def test_batchnorm_recalibration_matches_the_pruned_activations(tiny_cnn):
     from edgetl.models.base import to_torch
     from edgetl.prune.structured import recalibrate_batchnorm
 
-    StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=8).step()
+    StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=8, protect=False).step()
     images = np.random.default_rng(0).integers(0, 255, (16, 28, 28), dtype=np.uint8)
     split = Split(images, np.zeros(16, dtype=np.int64))
     bn = tiny_cnn.module.stem[1]
@@ -108,8 +109,37 @@ def test_batchnorm_recalibration_matches_the_pruned_activations(tiny_cnn):
 def test_ignored_layers_take_globs(tiny_cnn):
     from edgetl.errors import RecipeError
 
-    StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=8, ignored=["d?.3"]).step()
+    StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=8, ignored=["d?.3"], protect=False).step()
     widths = layer_widths(tiny_cnn.module)
     assert widths["dw.3"] == 32 and widths["stem.0"] == 8  # the glob's match kept, the rest pruned
     with pytest.raises(RecipeError, match="no module 'zz.*'"):
         StructuredPruner(tiny_cnn, pruning_ratio=0.5, ignored=["zz.*"])
+
+
+@pytest.mark.parametrize("source, stem, projections", [
+    ("mobilenet_v2", "features.0.0", {"features.1.conv.1"} | {f"features.{i}.conv.2" for i in range(2, 18)}),
+    ("efficientnet_lite0", "net._conv_stem", {f"net._blocks.{i}._project_conv" for i in range(16)}),
+])
+def test_protect_auto_finds_the_stem_and_inverted_residual_projections(source, stem, projections):
+    from edgetl.models.zoo import load_source
+    from edgetl.prune.protect import protected_layers
+    from edgetl.recipe.schema import ModelConfig
+
+    model = load_source(ModelConfig(source=source, pretrained=False, input_size=32), "image", ["a", "b"])
+
+    found = protected_layers(model.module, model.example_inputs(batch=1))
+
+    assert {n for n, why in found.items() if why == "stem"} == {stem}
+    assert {n for n, why in found.items() if why == "projection"} == projections
+
+
+def test_protected_layers_keep_their_width_and_the_rest_is_pruned(tiny_cnn):
+    before = conv_widths(tiny_cnn.module)
+    pruner = StructuredPruner(tiny_cnn, pruning_ratio=0.5, round_to=None)
+
+    pruner.step()
+
+    after = conv_widths(tiny_cnn.module)
+    assert set(pruner.protected) == {"stem.0", "dw.3"}
+    assert after["stem.0"] == before["stem.0"] and after["dw.3"] == before["dw.3"]
+    assert after["block.0"] < before["block.0"]
