@@ -1,5 +1,6 @@
-"""The `edgetl` command: a thin Typer layer over plain functions. User mistakes (EdgetlError) print one
-clear message and exit 2; anything else is a bug and keeps its traceback."""
+"""The `edgetl` command: a thin Typer layer over plain functions. An EdgetlError prints one clear message and
+exits with its code (2: bad input, 3: a stage failed); anything else is a bug and keeps its traceback.
+`compress` exits 1 when the run finished but a recipe target failed (README.md: "Exit codes")."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a recipe field: --set stages.0.epochs=2 (repeatable).", show_default=False),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+TARGETS_FAILED = 1  # exit code of a finished run whose report has a failed target
 
 
 def _err_console():
@@ -55,8 +57,13 @@ def compress(
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    fail_on_targets: Annotated[bool, typer.Option(
+        "--fail-on-targets/--no-fail-on-targets",
+        help="Exit 1 when a recipe target (accuracy, latency, size budget) fails; --no-fail-on-targets exits 0.",
+    )] = True,
 ) -> None:
-    """Run every stage of RECIPE; finished stages are reused, changed ones rerun with what follows."""
+    """Run every stage of RECIPE; finished stages are reused, changed ones rerun with what follows.
+    Exit codes: 0 ok, 1 a target failed, 2 bad input, 3 a stage failed."""
     from edgetl.log import setup_logging
 
     setup_logging(verbose)
@@ -79,8 +86,12 @@ def compress(
         print_summary(report, out_dir)
         if report.get("targets_passed") is False:
             _err_console().print("[bold red]one or more targets failed[/] (see report.md)")
+            return TARGETS_FAILED if fail_on_targets else 0
+        return 0
 
-    run_guarded(go)
+    code = run_guarded(go)
+    if code:
+        raise typer.Exit(code)
 
 
 def print_summary(report: dict[str, Any], out_dir: Path) -> None:

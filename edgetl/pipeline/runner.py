@@ -1,9 +1,11 @@
 """Check the whole recipe, then run its stages in order, reusing finished ones.
 
 Each stage writes into `RUN/stages/<NN>-<type>-<key>/`, where key hashes (stage type + config + the key of
-what came before, rooted in model + data + seed). The folder is built under a temporary name and renamed
-when complete, so a killed run resumes at the first unfinished stage and a changed stage reruns itself and
-everything after it, nothing before.
+what came before + the sha256 of the artifacts before it, rooted in model + data + seed + the content of the
+user's data and model files + the edgetl version). The folder is built under a temporary name, flushed to
+disk and renamed when complete, so a killed run resumes at the first unfinished stage and a changed stage
+reruns itself and everything after it, nothing before. A stage is reused only when its result.json reads
+and its artifacts still hash to what was recorded; one process at a time writes a run folder (a file lock).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import EdgetlError, RecipeError, StageError
-from edgetl.pipeline.artifacts import Artifact, replace_dir, stable_hash, write_json_atomic
+from edgetl.pipeline.artifacts import Artifact, digest_and_size, replace_dir, stable_hash, write_json_atomic
 from edgetl.recipe.load import blame_overrides, recipe_to_dict
 from edgetl.recipe.schema import RecipeBase
 from edgetl.registry import STAGES
@@ -76,40 +78,70 @@ def validate(recipe: RecipeBase, source: str = "recipe") -> None:
                           hint="fix the fields above and run `edgetl validate` again")
 
 
-def root_key(recipe: RecipeBase) -> str:
+def root_key(recipe: RecipeBase, inputs: dict[str, Any] | None = None) -> str:
+    """Key of what the first stage starts from: model, data and seed as configured, and `inputs`: the edgetl
+    version and the content of the user's files (edgetl.pipeline.fingerprint)."""
     return stable_hash({"v": CACHE_VERSION, "model": recipe.model.model_dump(mode="json"),
-                        "data": recipe.data.model_dump(mode="json"), "seed": recipe.seed})
+                        "data": recipe.data.model_dump(mode="json"), "seed": recipe.seed, "inputs": inputs or {}})
 
 
 def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = None, progress=None) -> dict[str, Any]:
-    """Run a recipe into out_dir; returns the report (also written as report.json / report.md)."""
-    from edgetl.report.build import write_reports
+    """Run a recipe into out_dir; returns the report (also written as report.json / report.md). One run at a
+    time per folder: a second one raises RunFolderBusyError naming the first."""
+    from edgetl.pipeline.lock import run_folder_lock
 
     validate(recipe, recipe_file or "recipe")
     out_dir = Path(out_dir).resolve()
     rank, world = _distributed()  # under torchrun: rank 0 alone writes; training stages run on every rank
     out_dir.mkdir(parents=True, exist_ok=True)
+    if rank != 0:  # rank 0 holds the lock for the whole group
+        return _run(recipe, out_dir, rank, world, recipe_file, progress)
+    with run_folder_lock(out_dir):
+        remove_stale(out_dir)
+        return _run(recipe, out_dir, rank, world, recipe_file, progress)
+
+
+def remove_stale(out_dir: Path) -> None:
+    """Scratch a killed run left behind: `.tmp-` stage folders and half-written files (called under the lock)."""
+    stale = [*(out_dir / "stages").glob(".tmp-*"), *out_dir.glob(".tmp-*"), *out_dir.glob(".*.tmp*")]
+    for path in stale:
+        log.info("removing %s, left by an interrupted run", path.relative_to(out_dir))
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: str | None,
+         progress) -> dict[str, Any]:
+    from edgetl.pipeline.fingerprint import HashCache, recipe_fingerprint, stage_fingerprint
+    from edgetl.report.build import write_reports
+
     stages_dir = out_dir / "stages"
     stages_dir.mkdir(exist_ok=True)
     data_loader = functools.cache(lambda: _load_data(recipe))
     source_loader = functools.cache(lambda: _load_source(recipe, data_loader))
     artifacts: dict[str, Artifact] = {}
     records: list[StageRecord] = []
-    key = root_key(recipe)
+    hashes = HashCache()
+    key = root_key(recipe, recipe_fingerprint(recipe, hashes))
+    hashes.save()
     started = time.perf_counter()
     for stage in build_stages(recipe):
-        key = stable_hash({"prev": key, "type": stage.type, "config": stage.config.model_dump(mode="json")})
+        # a stage's key: what came before (by content: the artifacts it can read), its type and config
+        key = stable_hash({"prev": key, "type": stage.type, "config": stage.config.model_dump(mode="json"),
+                           "inputs": {name: a.sha256 for name, a in artifacts.items()},
+                           **stage_fingerprint(stage.config, hashes)})
+        hashes.save()
         stage_id = f"{stage.index:02d}-{stage.type}"
         dirname = f"{stage_id}-{key[:12]}"
         final = stages_dir / dirname
-        result_file = final / "result.json"
-        exists = result_file.exists()
+        result = _reusable(stage, final, key, out_dir)
         if world > 1:
             from edgetl.finetune.distributed import barrier
 
             barrier()  # every rank has looked before rank 0 can write this stage
-        if exists:
-            result = _read_result(result_file)
+        if result is not None:
             status = "reused"
             log.info("stage %d %s: reusing %s", stage.index, stage.type, final.relative_to(out_dir))
         elif rank != 0:
@@ -126,12 +158,12 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
             t0 = time.perf_counter()
             try:
                 produced = stage.run(ctx)
-            except EdgetlError:
+            except BaseException as exc:  # nothing of a failed stage is kept; the stages before it are
                 shutil.rmtree(work, ignore_errors=True)
-                raise
-            except Exception as exc:
-                shutil.rmtree(work, ignore_errors=True)
-                raise StageError(f"stage {stage.index} ({stage.type}) failed: {type(exc).__name__}: {exc}") from exc
+                err = _named(exc, stage)
+                if err is exc:
+                    raise
+                raise err from exc
             result = {
                 "index": stage.index, "type": stage.type, "id": stage_id, "key": key,
                 "config": stage.config.model_dump(mode="json"),
@@ -140,7 +172,7 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
                 "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
             write_json_atomic(work / "result.json", result)
-            replace_dir(work, final)
+            replace_dir(work, final)  # files and folders are fsynced before the rename
             status = "ran"
             if world > 1:
                 from edgetl.finetune.distributed import barrier
@@ -190,6 +222,53 @@ def _follow_rank0(stage: Stage, recipe: RecipeBase, out_dir: Path, stage_id: str
             shutil.rmtree(scratch, ignore_errors=True)
     barrier()
     return _read_result(out_dir / "stages" / dirname / "result.json")
+
+
+def _named(exc: BaseException, stage: Stage) -> BaseException:
+    """The error to raise for a failed stage: a StageError that names the stage; user errors and interrupts
+    as they are."""
+    label = f"{stage.index} ({stage.type})"
+    if isinstance(exc, StageError):
+        exc.stage = exc.stage or label
+        return exc
+    if isinstance(exc, EdgetlError) or not isinstance(exc, Exception):
+        return exc
+    err = StageError(f"failed with {type(exc).__name__}: {exc}")
+    err.stage = label
+    return err
+
+
+def _reusable(stage: Stage, final: Path, key: str, out_dir: Path) -> dict[str, Any] | None:
+    """The stage's finished result when it can be reused: result.json readable and written for this key, and
+    every artifact on disk with the size and sha256 it was written with. Else None, and the log says why."""
+    result_file = final / "result.json"
+    if not result_file.exists():
+        return None
+    where = f"stage {stage.index} {stage.type}"
+    rel = result_file.relative_to(out_dir)
+    try:
+        result = _read_result(result_file)
+        arts = [Artifact.from_dict(a) for a in result["artifacts"]]
+        result["metrics"] = dict(result["metrics"])
+        result["seconds"] = float(result["seconds"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: %s is unreadable (%s: %s); running the stage again", where, rel, type(exc).__name__, exc)
+        return None
+    if result.get("key") != key:
+        log.warning("%s: %s was written for another stage key; running the stage again", where, rel)
+        return None
+    for art in arts:
+        path = art.resolve(out_dir)
+        if not path.exists():
+            log.warning("%s: artifact %s is missing (%s); running the stage again", where, art.name, art.path)
+            return None
+        sha, size = digest_and_size(path)
+        if (sha, size) != (art.sha256, art.size_bytes):
+            log.warning("%s: artifact %s changed since it was written (%s: %d -> %d bytes, sha256 %s -> %s); "
+                        "running the stage again", where, art.name, art.path, art.size_bytes, size,
+                        art.sha256[:12], sha[:12])
+            return None
+    return result
 
 
 def _read_result(path: Path) -> dict[str, Any]:

@@ -70,3 +70,47 @@ def test_compress_with_a_relative_out_dir_leaves_only_the_run_folder(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.yaml"]  # no scratch files from ONNX Runtime
     assert (tmp_path / "out" / "report.json").exists()
+
+
+def _compress(recipe: dict, tmp_path, *extra: str):
+    from typer.testing import CliRunner
+
+    from edgetl.cli import app
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    res = CliRunner().invoke(app, ["compress", str(path), "--out", str(tmp_path / "run"), "-q", *extra])
+    return res, " ".join(res.output.split())
+
+
+SHORT = {"name": "short", "seed": 0, "model": {"source": "tiny_cnn", "input_size": 32},
+         "data": {"name": "fashion_mnist", "train_limit": 128, "eval_limit": 64},
+         "stages": [{"type": "finetune", "epochs": 1, "batch_size": 64, "lr": 0.02, "max_steps": 2}]}
+
+
+def test_compress_exits_1_when_a_target_fails_unless_told_not_to(tmp_path):
+    recipe = {**SHORT, "targets": {"min_accuracy": 0.999}}
+
+    failed, text = _compress(recipe, tmp_path)
+    kept, _ = _compress(recipe, tmp_path, "--no-fail-on-targets")
+
+    assert failed.exit_code == 1, text
+    assert "one or more targets failed" in text
+    assert kept.exit_code == 0
+
+
+def test_diverged_training_exits_3_keeps_earlier_stages_and_nothing_of_its_own(tmp_path):
+    recipe = {**SHORT, "stages": [
+        SHORT["stages"][0],
+        {"type": "finetune", "name": "diverged", "epochs": 2, "batch_size": 32, "lr": 0.01,
+         "lr_groups": {"head": 1e9}},  # an absurd learning rate on the head
+        {"type": "export"},
+    ]}
+
+    res, text = _compress(recipe, tmp_path)
+
+    assert res.exit_code == 3, text
+    assert "stage 1 (finetune): finetune full: training diverged at epoch 1, step" in text
+    assert [p.name[:12] for p in (tmp_path / "run" / "stages").iterdir()] == ["00-finetune-"]
+    assert "Traceback" not in text and not (tmp_path / "run" / "report.json").exists()
+
