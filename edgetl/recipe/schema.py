@@ -75,9 +75,9 @@ class ModelConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    name: Literal["fashion_mnist", "mnist_5k", "rotten_tomatoes", "imagefolder", "csv"] = Field(
+    name: Literal["fashion_mnist", "mnist_5k", "digits", "rotten_tomatoes", "imagefolder", "csv"] = Field(
         description=(
-            "Dataset: a named offline set (fashion_mnist, mnist_5k, rotten_tomatoes) or your own data "
+            "Dataset: a named offline set (fashion_mnist, mnist_5k, digits, rotten_tomatoes) or your own data "
             "(`imagefolder`: one sub-folder per class; `csv`: a text column and a label column)."
         )
     )

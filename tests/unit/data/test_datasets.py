@@ -44,6 +44,13 @@ def test_mnist_5k_loads_500_digits_per_class():
     assert data.train.inputs.dtype == np.uint8 and data.train.inputs.max() > 200
 
 
+def test_digits_are_the_8x8_uci_scans_on_the_full_grey_range():
+    data = load_data(DataConfig(name="digits"))
+    assert len(data.train) + len(data.eval) == 1797 and data.label_names == [str(i) for i in range(10)]
+    assert data.train.inputs.shape[1:] == (8, 8) and data.train.inputs.dtype == np.uint8
+    assert data.train.inputs.max() == 255  # 17 grey levels (0-16) stretched to 0-255 like MNIST's
+
+
 def test_limits_take_stratified_subsets():
     data = load_data(DataConfig(name="fashion_mnist", train_limit=500, eval_limit=100))
     assert len(data.train) == 500 and np.bincount(data.eval.labels).tolist() == [10] * 10
