@@ -41,12 +41,19 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         write_json_atomic(holder, {
             "pid": os.getpid(), "host": socket.gethostname(),
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+            "command": _command(),
         })
         yield
     finally:
         holder.unlink(missing_ok=True)
         lock.release()
+
+
+def _command() -> str:
+    if not sys.argv:
+        return ""
+    name = Path(sys.argv[0]).name
+    return " ".join(["edgetl" if name == "__main__.py" else name, *sys.argv[1:]])[:300]
 
 
 def read_holder(run_dir: Path) -> dict[str, Any] | None:

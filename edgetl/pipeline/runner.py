@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -103,7 +104,9 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
 
 def remove_stale(out_dir: Path) -> None:
     """Scratch a killed run left behind: `.tmp-` stage folders and half-written files (called under the lock)."""
-    stale = [*(out_dir / "stages").glob(".tmp-*"), *out_dir.glob(".tmp-*"), *out_dir.glob(".*.tmp*")]
+    # the names write_json_atomic (.report.json.tmp<pid>), report.md (.report.md.tmp) and the plot (.tmp-*) use
+    half_written = re.compile(r"\..+\.tmp\d*|\.tmp-.+")
+    stale = [*(out_dir / "stages").glob(".tmp-*"), *(p for p in out_dir.iterdir() if half_written.fullmatch(p.name))]
     for path in stale:
         log.info("removing %s, left by an interrupted run", path.relative_to(out_dir))
         if path.is_dir() and not path.is_symlink():
