@@ -16,7 +16,10 @@ _short.maxlist = _short.maxdict = 6
 
 def shown(value: object) -> str:
     """A user-given value for a message: its repr (control characters escaped), cut to about 80 characters."""
-    text = _short.repr(value)
+    try:
+        text = _short.repr(value)
+    except Exception:  # a repr that fails (an int past Python's 4,300-digit str limit) must not hide the error
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -58,7 +58,7 @@ def _hf_problems(ref: str) -> list[str]:
         return ["model.source: `hf:` needs a hub id or a folder, e.g. hf:./my-model"]
     if importlib.util.find_spec("transformers") is None:
         return ["model.source: hf: models need transformers: pip install transformers"]
-    if Path(ref).is_dir():
+    if _is_dir(Path(ref)):
         return []
     if ref.startswith((".", "/", "~")) or "\\" in ref:
         return [f"model.source: {shown('hf:' + ref)} is no existing folder (relative paths start at the current folder)"]
@@ -71,6 +71,20 @@ def _hf_problems(ref: str) -> list[str]:
         return [f"model.source: {shown('hf:' + ref)} is neither an existing folder nor a Hugging Face repo id (owner/name: "
                 "letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..')"]
     return []
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # pathlib lets EACCES and ENAMETOOLONG through; a folder we cannot stat is no model folder
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
@@ -89,9 +103,9 @@ def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
             problems.append(f"model.source: {src} is a {entry.task} model but data.name is {data_task} data")
         return problems
     path = Path(src)
-    if path.is_dir() and (path / "model.json").exists():
+    if _is_dir(path) and (path / "model.json").exists():
         return []
-    if path.exists():
+    if _exists(path):
         return [f"model.source: {shown(src)} is not a saved edgetl model folder (it has no model.json)"]
     known = ", ".join(n for n, e in ZOO.items() if not e.testing)
     return [f"model.source: {shown(src)} is not a zoo model ({known}), an hf:<id> or an existing model folder"]

@@ -19,6 +19,7 @@ from edgetl.errors import RecipeError, clip, shown
 from edgetl.recipe.schema import RecipeBase, recipe_model
 
 MAX_FILE_BYTES = 256 * 1024  # recipes are a few kB, and pure-Python PyYAML needs seconds per MB
+MAX_PATH, MAX_PATH_PART = 4096, 255  # bytes in UTF-8: Linux's limits on a path and on one name in it
 MAX_DEPTH = 32  # nesting levels; the composer recurses once per level (3,000 '[' overflowed the stack)
 
 
@@ -184,10 +185,15 @@ def format_validation_error(exc: ValidationError, stage_types: set[str]) -> list
 
 def text_problems(value: Any, where: str = "") -> list[str]:
     """Text no field may hold, anywhere in the recipe (keys too): a NUL byte, which every file system call
-    refuses, or a lone surrogate (a `\\ud800` escape), which is not Unicode and cannot be written out."""
+    refuses, a lone surrogate (a `\\ud800` escape), which is not Unicode and cannot be written out, or text
+    past a file system's limits (paths and names are checked with os.stat, which fails on those)."""
     problems: list[str] = []
     if isinstance(value, str):
-        if "\x00" in value:
+        raw = value.encode("utf-8", "surrogatepass")
+        if len(raw) > MAX_PATH or any(len(part) > MAX_PATH_PART for part in raw.split(b"/")):
+            problems.append(f"{where or '<recipe>'}: {shown(value)} is {len(raw)} bytes long; a recipe value is at "
+                            f"most {MAX_PATH} bytes, with at most {MAX_PATH_PART} between slashes (file system limits)")
+        elif "\x00" in value:
             problems.append(f"{where or '<recipe>'}: {shown(value)} holds a NUL byte (\\0); remove it")
         elif not value.isascii() and not _is_utf8(value):
             problems.append(f"{where or '<recipe>'}: {shown(value)} holds a lone surrogate, which is not valid "
@@ -234,11 +240,18 @@ def resolve_paths(recipe: RecipeBase, base: Path) -> None:
         value = getattr(recipe.data, attr)
         if value and not Path(value).is_absolute():
             setattr(recipe.data, attr, str((base / value).resolve()))
-    src = recipe.model.source
+    recipe.model.source = _resolved_source(recipe.model.source, base)
+    if recipe.model.candidates:
+        recipe.model.candidates = [_resolved_source(c, base) for c in recipe.model.candidates]
+
+
+def _resolved_source(src: str, base: Path) -> str:
+    """A model folder given relative to the recipe file as an absolute path; zoo names and hf: as they are."""
     if not src.startswith("hf:") and ("/" in src or src.startswith(".")):
         p = Path(src)
         if not p.is_absolute():
-            recipe.model.source = str((base / p).resolve())
+            return str((base / p).resolve())
+    return src
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeBase:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgetl.distill.config import KDConfig
+from edgetl.errors import shown
 from edgetl.pipeline.artifacts import Artifact, stable_hash
 from edgetl.stages.base import PlanState, Stage, StageContext
 from edgetl.stages.finetune import TrainingFields
@@ -36,7 +37,7 @@ class DistillConfig(TrainingFields):
     @classmethod
     def _layers_ok(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (any(i < 0 for i in v) or len(set(v)) != len(v) or v != sorted(v)):
-            raise ValueError(f"must be distinct, increasing layer indices >= 0, e.g. [0, 2, 4]; got {v}")
+            raise ValueError(f"must be distinct, increasing layer indices >= 0, e.g. [0, 2, 4]; got {shown(v)}")
         return v
 
     @model_validator(mode="after")

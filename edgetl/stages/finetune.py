@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from edgetl.distill.config import KDConfig
+from edgetl.errors import shown
 from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import DataConfig, StageConfig, StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
@@ -139,7 +140,7 @@ class FinetuneConfig(TrainingFields):
             if any(e < 0 for e in v):
                 raise ValueError("epochs are 0-based and cannot be negative")
             if any(b < a for a, b in zip(v, v[1:], strict=False)):
-                raise ValueError(f"{v} must not decrease: a deeper group cannot unfreeze before the one above it")
+                raise ValueError(f"{shown(v)} must not decrease: a deeper group cannot unfreeze before the one above it")
         return v
 
     @property

