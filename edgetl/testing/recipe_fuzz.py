@@ -154,10 +154,10 @@ def _data_mutation(draw: Any, data: dict, ops_allowed: tuple[str, ...] = DATA_OP
             if op == "tweak":  # a plausible value of the same type: often valid, so validate's own checks run
                 if isinstance(value, bool):
                     parent[key] = not value
-                elif isinstance(value, int):
-                    parent[key] = draw(st.integers(0, 2 * value + 2))
+                elif isinstance(value, int):  # (an earlier op may have set an odd number: keep the bounds sane)
+                    parent[key] = draw(st.integers(0, max(2 * value, 0) + 2))
                 elif isinstance(value, float):
-                    parent[key] = draw(st.floats(0, 2 * value + 1))
+                    parent[key] = draw(st.floats(0, 2 * value + 1 if 0 <= value < 1e300 else 1.0))
             elif op == "set":
                 parent[key] = draw(_values())
             elif op == "delete":

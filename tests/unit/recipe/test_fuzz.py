@@ -17,7 +17,7 @@ def work_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-@settings(max_examples=200, deadline=None, database=None,
+@settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(case=recipe_cases(BASES))
 def test_a_mutated_recipe_validates_or_fails_with_a_short_edgetl_error(case, work_dir):
