@@ -21,6 +21,13 @@ from torch import nn
 from edgetl.data.datasets import Split, iter_batches
 from edgetl.errors import NonFiniteError
 from edgetl.models.base import EdgeModel, to_torch
+from edgetl.train.batchnorm import (
+    MIN_MOMENTUM,
+    PRECISE_BN_BATCHES,
+    raise_momentum,
+    reestimate_batchnorm,
+    training_batchnorms,
+)
 from edgetl.train.finite import nonfinite
 
 log = logging.getLogger(__name__)
@@ -192,6 +199,10 @@ class Trainer:
             if self.on_epoch_start:
                 self.on_epoch_start(epoch)
             self.train_mode(module)
+            norms = training_batchnorms(module)
+            if raise_momentum(norms):
+                log.info("%s: BatchNorm momentum raised to %s while training (the checkpoint's is lower)",
+                         self.description, MIN_MOMENTUM)
             if distributed:  # (re)wrap when the trainable set changed (gradual unfreezing)
                 trainable = frozenset(id(p) for p in module.parameters() if p.requires_grad)
                 if trainable != wrapped_for:
@@ -237,6 +248,9 @@ class Trainer:
                         self.progress.update(task, advance=1, description=f"{self.description} e{epoch + 1} loss {running / max(count, 1):.3f}")
                     if step >= total:
                         break
+            if norms:  # judge this epoch with statistics of its own weights, not a lagging moving average
+                reestimate_batchnorm(self.model, self.train_split, PRECISE_BN_BATCHES, s.batch_size,
+                                     s.seed + epoch, layers=norms)
             logits = predict_logits(self.model, self.eval_split.inputs, s.eval_batch_size)
             bad = nonfinite(eval_logits=logits)
             if bad:
