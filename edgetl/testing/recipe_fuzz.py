@@ -143,9 +143,9 @@ def _data_mutation(draw: Any, data: dict, ops_allowed: tuple[str, ...] = DATA_OP
             else:
                 data["stages"].pop(draw(st.integers(0, len(data["stages"]) - 1)))
         elif op == "add":  # an unknown key, into the mapping at `path` or at the top
-            target = _parent(data, (*path, None)) if path else data
-            target = target if isinstance(target, dict) else data
-            target[draw(st.one_of(st.text(max_size=10), st.sampled_from(ODD_TEXT)))] = draw(_values())
+            mapping = _parent(data, (*path, None)) if path else data
+            mapping = mapping if isinstance(mapping, dict) else data
+            mapping[draw(st.one_of(st.text(max_size=10), st.sampled_from(ODD_TEXT)))] = draw(_values())
         elif not path:
             continue
         else:
