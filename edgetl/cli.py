@@ -174,6 +174,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("build-engine", "edgetl.commands.build_engine:build_engine"),
     ("bench", "edgetl.commands.bench:bench"), ("bench-suite", "edgetl.commands.bench:bench_suite"),
     ("check-qdq", "edgetl.commands.check_qdq:check_qdq"),
+    ("rank", "edgetl.commands.rank:rank"),
 ]
 
 

@@ -118,10 +118,13 @@ def remove_stale(out_dir: Path) -> None:
 def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: str | None,
          progress) -> dict[str, Any]:
     from edgetl.pipeline.fingerprint import HashCache, recipe_fingerprint, stage_fingerprint
+    from edgetl.pipeline.select import resolve_auto
     from edgetl.report.build import write_reports
 
     stages_dir = out_dir / "stages"
     stages_dir.mkdir(exist_ok=True)
+    # source: auto becomes the best-scoring candidate before any key is computed: the choice is in every key
+    recipe, selection = resolve_auto(recipe, out_dir, rank=rank, world=world)
     data_loader = functools.cache(lambda: _load_data(recipe))
     source_loader = functools.cache(lambda: _load_source(recipe, data_loader))
     artifacts: dict[str, Artifact] = {}
@@ -190,10 +193,11 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
         from edgetl.finetune.distributed import barrier
 
         report = write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file,
-                               total_seconds=total) if rank == 0 else None
+                               total_seconds=total, selection=selection) if rank == 0 else None
         barrier()
         return report if report is not None else _read_result(out_dir / "report.json")
-    return write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file, total_seconds=total)
+    return write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file, total_seconds=total,
+                         selection=selection)
 
 
 def _distributed() -> tuple[int, int]:

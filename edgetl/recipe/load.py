@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
 from edgetl.errors import RecipeError, clip, shown
-from edgetl.recipe.schema import RecipeBase, recipe_model
+from edgetl.recipe.schema import DataConfig, RecipeBase, recipe_model
 
 MAX_FILE_BYTES = 256 * 1024  # recipes are a few kB, and pure-Python PyYAML needs seconds per MB
 MAX_PATH, MAX_PATH_PART = 4096, 255  # bytes in UTF-8: Linux's limits on a path and on one name in it
@@ -234,12 +234,24 @@ def blame_overrides(problems: list[str], overrides: list[str]) -> list[str]:
     return blamed
 
 
+def _data_configs(node: Any) -> list[DataConfig]:
+    """Every DataConfig in a recipe, also those inside stages (e.g. finetune's adapt.target)."""
+    if isinstance(node, DataConfig):
+        return [node]
+    if isinstance(node, BaseModel):
+        return [d for name in type(node).model_fields for d in _data_configs(getattr(node, name))]
+    if isinstance(node, (list, tuple)):
+        return [d for item in node for d in _data_configs(item)]
+    return []
+
+
 def resolve_paths(recipe: RecipeBase, base: Path) -> None:
     """Make data and model paths absolute, relative to the recipe file's folder."""
-    for attr in ("path", "eval_path"):
-        value = getattr(recipe.data, attr)
-        if value and not Path(value).is_absolute():
-            setattr(recipe.data, attr, str((base / value).resolve()))
+    for data in _data_configs(recipe):
+        for attr in ("path", "eval_path"):
+            value = getattr(data, attr)
+            if value and not Path(value).is_absolute():
+                setattr(data, attr, str((base / value).resolve()))
     recipe.model.source = _resolved_source(recipe.model.source, base)
     if recipe.model.candidates:
         recipe.model.candidates = [_resolved_source(c, base) for c in recipe.model.candidates]

@@ -15,6 +15,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 
 MAX_NAME_BYTES = 100  # a run or stage name is a folder or file name: far below the usual 255-byte limit
@@ -44,13 +45,36 @@ SafeName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_BYTES), AfterV
 Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy's legacy seeding accepts
 
 
+SELECTION_FIELDS = ("candidates", "rank_by", "max_latency_ms", "rank_samples")  # used by source: auto only
+
+
 class ModelConfig(StrictModel):
     source: str = Field(
         description=(
             "The source model: a zoo name (`edgetl zoo` lists them: mobilenet_v2, efficientnet_lite0/1/2, minilm_l6), "
-            "`hf:<hub id or local folder>` for a Hugging Face image or sequence classification model, or the path "
-            "of a saved edgetl model folder (a `model` artifact of an earlier run)."
+            "`hf:<hub id or local folder>` for a Hugging Face image or sequence classification model, the path "
+            "of a saved edgetl model folder (a `model` artifact of an earlier run), or `auto`: score `candidates` "
+            "on the training data from frozen features and continue with the best one."
         )
+    )
+    candidates: list[str] | None = Field(
+        None, min_length=1, max_length=50,
+        description="source: auto: the models to choose from (any `source` value but auto), e.g. "
+                    "[mobilenet_v2, efficientnet_lite0, efficientnet_lite1].",
+    )
+    rank_by: Literal["logme", "leep", "nce", "hscore", "hscore_reg"] = Field(
+        "logme",
+        description="source: auto: the transferability score that picks the candidate. `logme` (evidence of a "
+                    "linear model on the features; every model has it), `leep` / `nce` (need the model's own "
+                    "source classifier, e.g. its ImageNet head), `hscore` (Bao et al.), `hscore_reg` (H-score "
+                    "with Ledoit-Wolf shrinkage, for fewer examples than feature dimensions).",
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="source: auto: only candidates whose eager FP32 batch-1 p50 latency, measured on "
+                                "this machine, is at most this many ms.")
+    rank_samples: int = Field(
+        1000, ge=10, le=100_000,
+        description="source: auto: training examples (stratified, fixed seed) the candidates are scored on.",
     )
     pretrained: bool = Field(True, description="Load the pretrained weights (false: random init, for tests only).")
     input_size: int | None = Field(
@@ -72,6 +96,24 @@ class ModelConfig(StrictModel):
     trust_remote_code: bool = Field(
         False, description="`hf:` models: allow the model repository's own Python code to run (opt-in)."
     )
+
+    @model_validator(mode="after")
+    def _selection_only_with_auto(self) -> ModelConfig:
+        if self.source == "auto":
+            if not self.candidates:
+                raise ValueError("source: auto needs `candidates`, the models to choose from, e.g. "
+                                 "[mobilenet_v2, efficientnet_lite0]")
+            if "auto" in self.candidates:
+                raise ValueError("candidates cannot hold `auto`; list zoo names, hf:<id> or model folders")
+            twice = sorted({c for c in self.candidates if self.candidates.count(c) > 1})
+            if twice:
+                raise ValueError(f"candidates lists {', '.join(twice)} more than once")
+        else:
+            given = [f for f in SELECTION_FIELDS if f in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to source: auto (source is {self.source!r}); "
+                                 "remove them or set source: auto")
+        return self
 
 
 class DataConfig(StrictModel):

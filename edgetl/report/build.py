@@ -170,11 +170,15 @@ def build_manifest(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artif
 
 
 def write_reports(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artifact], records, *,
-                  recipe_file: str | None, total_seconds: float) -> dict[str, Any]:
+                  recipe_file: str | None, total_seconds: float,
+                  selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`selection`: the candidate ranking of `model.source: auto`, kept as `model_selection` in both files."""
     from edgetl.report.markdown import render_markdown, render_plot
 
     report = build_report(recipe, artifacts, records)
     manifest = build_manifest(recipe, out_dir, artifacts, records, recipe_file, total_seconds)
+    if selection is not None:
+        report["model_selection"] = manifest["model_selection"] = selection
     write_json_atomic(out_dir / "manifest.json", manifest)
     plot = render_plot(report, out_dir / "report.png")
     report["plot"] = plot.name if plot else None

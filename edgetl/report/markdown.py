@@ -45,6 +45,11 @@ def render_markdown(report: dict[str, Any], manifest: dict[str, Any]) -> str:
         for t in report["targets"]:
             result = "n/a (not measured)" if t["passed"] is None else ("pass" if t["passed"] else "**FAIL**")
             lines.append(f"| {t['target']} | {t['limit']} | {_fmt(t['value'])} | {result} |")
+    if report.get("model_selection"):  # source: auto: the candidate ranking that chose the source model
+        from edgetl.transfer.report import ranking_lines
+
+        sel = report["model_selection"]
+        lines += ["", f"## Source model: {sel['ranking']['chosen']} (source: auto)", "", *ranking_lines(sel)]
     lines += _compression_lines(report)
     lines += ["", "## Stages", "", "| # | stage | status | seconds |", "|---|---|---|---|"]
     for s in report["stages"]:
