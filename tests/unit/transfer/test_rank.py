@@ -95,3 +95,20 @@ def test_mobilenet_v2_scores_with_its_imagenet_head_and_tiny_models_have_none():
     tiny = load_source(ModelConfig(source="tiny_cnn", input_size=32), "image", ["a", "b"])
     none = source_head("tiny_cnn", tiny)
     assert none.module is None and "no classification head" in none.note
+
+
+def test_hf_checkpoints_score_with_their_own_head_and_bare_backbones_have_none(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                    image_size=32, patch_size=8, num_labels=5)
+    transformers.ViTForImageClassification(config).save_pretrained(tmp_path / "classifier")
+    transformers.ViTModel(config).save_pretrained(tmp_path / "backbone")
+    source = f"hf:{tmp_path / 'classifier'}"
+    model = load_source(ModelConfig(source=source), "image", ["a", "b", "c"])  # the data has 3 labels
+    head = source_head(source, model)
+    assert head.classes == 5  # the checkpoint's 5-class head, read separately from the new 3-class one
+    assert extract_features(model, [np.zeros((2, 32, 32), np.uint8)], head.module).source_probs.shape == (2, 5)
+    bare = f"hf:{tmp_path / 'backbone'}"
+    none = source_head(bare, load_source(ModelConfig(source=bare), "image", ["a", "b", "c"]))
+    assert none.module is None and "no trained classifier" in none.note
