@@ -32,6 +32,8 @@ def rank(
     verify: Annotated[bool, typer.Option("--verify", help="Also fine-tune every candidate with the recipe's "
                                          "finetune stage and report each score's rank correlation with the "
                                          "accuracy reached (slow: one fine-tuning per candidate).")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch and numpy "
+                                                "(default: torch's, one per core).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for rank.json / rank.md / rank.png "
                                              "(default: runs/<recipe name>-rank).", show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe field (repeatable).",
@@ -55,6 +57,10 @@ def rank(
         from edgetl.transfer.rank import METRICS
         from edgetl.transfer.report import ranking_lines, ranking_plot
 
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         r = load_recipe(recipe, set_ or [])
         names = _names(candidates) or list(r.model.candidates or [])
         if len(names) < 2 or len(set(names)) != len(names):

@@ -38,24 +38,21 @@ def rank_candidates(model: ModelConfig, data, candidates: Iterable[str], *, metr
                     samples: int = 1000, seed: int = 0, latency_iterations: int = 30) -> dict[str, Any]:
     """Score every candidate on `samples` training examples of `data` (a DataBundle) and time it. Returns
     the plain dict `edgetl rank` writes (rank.json): candidates with scores, seconds spent, sample facts."""
-    from edgetl.data.datasets import iter_batches, stratified_subset
-    from edgetl.models.zoo import load_source
-    from edgetl.transfer.heads import source_head
-    from edgetl.transfer.rank import METRICS, measure_latency, score_model
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from edgetl.data.datasets import stratified_subset
+    from edgetl.transfer.rank import METRICS, measure_latency
 
     metrics = list(metrics or METRICS)
     sample = data.train.take(stratified_subset(data.train.labels, samples, seed))
     started = time.perf_counter()
     results, models = [], {}
-    for name in candidates:
-        cfg = candidate_config(model, name)
-        loaded = load_source(cfg, data.task, data.label_names)
-        head = source_head(name, loaded, pretrained=cfg.pretrained, revision=cfg.revision,
-                           trust_remote_code=cfg.trust_remote_code)
-        batches = (raw for raw, _ in iter_batches(sample, FEATURE_BATCH))
-        results.append(score_model(name, loaded, batches, sample.labels, source_head=head.module,
-                                   source_note=head.note, metrics=metrics))
-        models[name] = loaded
+    # numpy's BLAS gets torch's thread count: its default (every core, spinning while it waits) slows the
+    # scores' SVDs by an order of magnitude on a machine whose cores other work shares
+    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+        for name in candidates:
+            results.append(_score_one(model, data, sample, name, metrics, models))
     scored = time.perf_counter()
     latency = measure_latency(models, iterations=latency_iterations) if latency_iterations else {}
     for r in results:
@@ -69,6 +66,22 @@ def rank_candidates(model: ModelConfig, data, candidates: Iterable[str], *, metr
                     "scoring_total": round(scored - started, 3), "latency": round(end - scored, 3),
                     "total": round(end - started, 3)},
     }
+
+
+def _score_one(model: ModelConfig, data, sample, name: str, metrics: list[str], models: dict[str, Any]):
+    from edgetl.data.datasets import iter_batches
+    from edgetl.models.zoo import load_source
+    from edgetl.transfer.heads import source_head
+    from edgetl.transfer.rank import score_model
+
+    cfg = candidate_config(model, name)
+    loaded = load_source(cfg, data.task, data.label_names)
+    head = source_head(name, loaded, pretrained=cfg.pretrained, revision=cfg.revision,
+                       trust_remote_code=cfg.trust_remote_code)
+    batches = (raw for raw, _ in iter_batches(sample, FEATURE_BATCH))
+    models[name] = loaded
+    return score_model(name, loaded, batches, sample.labels, source_head=head.module, source_note=head.note,
+                       metrics=metrics)
 
 
 def order(result: dict[str, Any], by: str, max_latency_ms: float | None = None) -> dict[str, Any]:
