@@ -55,7 +55,9 @@ def layout_of(artifact: dict[str, Any]) -> str:
 def onnx_io(path: Path) -> dict[str, list[dict[str, Any]]]:
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    from edgetl.backends.onnx_file import read_onnx
+
+    model = read_onnx(path, "artifact")  # a corrupt or truncated file is an error naming it (exit 2)
 
     def describe(values) -> list[dict[str, Any]]:
         out = []
