@@ -47,7 +47,7 @@ def rank_candidates(model: ModelConfig, data, candidates: Iterable[str], *, metr
     metrics = list(metrics or METRICS)
     sample = data.train.take(stratified_subset(data.train.labels, samples, seed))
     started = time.perf_counter()
-    results, models = [], {}
+    results, models = [], {}  # type: ignore[var-annotated]
     # numpy's BLAS gets torch's thread count: its default (every core, spinning while it waits) slows the
     # scores' SVDs by an order of magnitude on a machine whose cores other work shares
     with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):

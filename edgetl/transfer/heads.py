@@ -9,6 +9,7 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ def _hf_head(ref: str, model: EdgeModel, revision: str | None, trust_remote_code
         return SourceHead(None, f"hf:{ref}'s classifier reads the [CLS] pooler, the model here pools by "
                                 f"{model.builder.get('pooling')}")
     auto = AutoModelForSequenceClassification if model.task == "text" else AutoModelForImageClassification
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision and not Path(ref).exists():
         kwargs["revision"] = revision
     try:

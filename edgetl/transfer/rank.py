@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,15 +53,15 @@ def score_features(features: np.ndarray, labels: np.ndarray, source_probs: np.nd
     for metric in metrics:
         if metric not in METRICS:
             raise ModelError(f"unknown transferability metric {metric!r}; expected one of {', '.join(METRICS)}")
-        if metric in NEEDS_SOURCE_HEAD and source_probs is None:
-            skipped[metric] = no_head_reason
-            continue
-        if metric == "logme":
+        if metric in NEEDS_SOURCE_HEAD:
+            if source_probs is None:
+                skipped[metric] = no_head_reason
+            elif metric == "leep":
+                values[metric] = scores.leep(source_probs, labels)
+            else:
+                values[metric] = scores.nce(np.argmax(source_probs, axis=1), labels)
+        elif metric == "logme":
             values[metric] = scores.logme(features, labels)
-        elif metric == "leep":
-            values[metric] = scores.leep(source_probs, labels)
-        elif metric == "nce":
-            values[metric] = scores.nce(np.argmax(source_probs, axis=1), labels)
         elif metric == "hscore":
             values[metric] = scores.h_score(features, labels)
         else:
@@ -102,7 +102,7 @@ def measure_latency(models: dict[str, Any], *, iterations: int = 30, warmup_seco
 
     from edgetl.bench.protocol import summarize, time_interleaved
 
-    fns = {}
+    fns: dict[str, Callable[[], object]] = {}
     for name, model in models.items():
         module, inputs = model.module.eval(), model.example_inputs(batch=1)
 
@@ -133,12 +133,15 @@ def rank(candidates: list[CandidateScore], by: str = "logme", *, max_latency_ms:
         raise ModelError(f"rank_by {by!r} is not a transferability metric; expected one of {', '.join(METRICS)}")
     kept, excluded = [], {}
     for c in candidates:
+        p50 = (c.latency_ms or {}).get("p50")
         if by not in c.scores:
             excluded[c.name] = f"no {by}: {c.skipped.get(by, 'not computed')}"
-        elif max_latency_ms is not None and c.latency_ms is None:
+        elif max_latency_ms is None:
+            kept.append(c)
+        elif p50 is None:
             excluded[c.name] = "latency not measured"
-        elif max_latency_ms is not None and c.latency_ms["p50"] > max_latency_ms:
-            excluded[c.name] = f"p50 latency {c.latency_ms['p50']:.2f} ms > max_latency_ms {max_latency_ms:g}"
+        elif p50 > max_latency_ms:
+            excluded[c.name] = f"p50 latency {p50:.2f} ms > max_latency_ms {max_latency_ms:g}"
         else:
             kept.append(c)
     if not kept:
