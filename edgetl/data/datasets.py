@@ -1,13 +1,18 @@
 """Labelled data: named offline sets (shipped by Debian and PyPI packages) and the user's own
 imagefolder / CSV data. Everything is loaded as raw uint8 images or strings plus int labels; the model's
-`Preprocessing` turns them into model inputs batch by batch."""
+`Preprocessing` turns them into model inputs batch by batch. User data too big to hold decoded
+(`data.stream_above_mb`) stays on disk: `Split.inputs` is then an `ImageFiles` / `CsvTexts` (edgetl.data.files)
+that indexes like the array / list and reads the files when sliced."""
 
 from __future__ import annotations
 
+import array
 import bz2
+import codecs
 import csv
 import gzip
 import importlib.metadata
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -16,6 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.data.files import (
+    CsvTexts,
+    ImageFiles,
+    LineOffsets,
+    decode_image,
+    read_images,
+    stack_images,
+    stream_batches,
+)
 from edgetl.errors import DataError
 from edgetl.recipe.schema import DataConfig
 
@@ -28,18 +42,29 @@ FASHION_MNIST_LABELS = [
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+Inputs = np.ndarray | list[str] | ImageFiles | CsvTexts
+
+
 @dataclass
 class Split:
-    inputs: np.ndarray | list[str]  # uint8 images (N,H,W[,C]) or texts
+    inputs: Inputs  # uint8 images (N,H,W[,C]) or texts, in memory or read from the files when sliced
     labels: np.ndarray  # int64 (N,)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, idx: np.ndarray) -> Split:
+        """The examples at `idx`; files on disk stay on disk (only the subset's file list is made)."""
+        if isinstance(self.inputs, (ImageFiles, CsvTexts)):
+            return Split(self.inputs.subset(idx), self.labels[idx])
         if isinstance(self.inputs, np.ndarray):
             return Split(self.inputs[idx], self.labels[idx])
         return Split([self.inputs[i] for i in idx], self.labels[idx])
+
+    @property
+    def streamed(self) -> bool:
+        """Read from the files when sliced, rather than held in memory."""
+        return isinstance(self.inputs, (ImageFiles, CsvTexts))
 
 
 @dataclass
@@ -188,15 +213,10 @@ def load_rotten_tomatoes(cfg: DataConfig) -> DataBundle:
 
 def _load_image(path: Path) -> np.ndarray:
     """The decoded RGB image, or a DataError naming the file (PIL's own errors do not say which one)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... for bad files
-        raise DataError(f"image {path} cannot be decoded ({type(exc).__name__}: {exc}): it is truncated, corrupt "
-                        "or not an image",
-                        hint="replace or delete the file, or set data.skip_corrupt: true to skip such images") from None
+    image = decode_image(path)
+    if isinstance(image, np.ndarray):
+        return image
+    raise DataError(image.message, hint=image.hint)
 
 
 def _read_class_folders(root: Path, label_names: list[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
@@ -220,34 +240,17 @@ def _read_class_folders(root: Path, label_names: list[str] | None = None) -> tup
     return classes, files, np.asarray(labels, dtype=np.int64)
 
 
-def _decode_all(files: list[Path], labels: np.ndarray, skip_corrupt: bool, skipped: list[str]) -> Split:
-    """Decode every image; with skip_corrupt an undecodable one is left out and appended to `skipped`."""
-    arrays, keep = [], []
-    for i, p in enumerate(files):
-        try:
-            arrays.append(_load_image(p))
-            keep.append(i)
-        except DataError as exc:
-            if not skip_corrupt:
-                raise
-            log.warning("skipped (data.skip_corrupt): %s", exc)
-            skipped.append(str(p))
-    if not arrays:
-        raise DataError(f"none of the {len(files)} images ({files[0]}, ...) can be decoded",
-                        hint="check the files: data.skip_corrupt skips bad images, but there must be good ones")
-    return Split(_stack_images(arrays), labels[np.asarray(keep, dtype=np.int64)])
+def _decode_all(files: list[Path], labels: np.ndarray, skip_corrupt: bool, skipped: list[str],
+                cfg: DataConfig | None = None) -> Split:
+    """Decode every image once (a corrupt one is named, or with skip_corrupt left out and appended to
+    `skipped`); with `cfg`, images decoding to more than data.stream_above_mb stay on disk (`ImageFiles`)."""
+    stream_above = cfg.stream_above_mb * 1_000_000 if cfg is not None else None
+    images, keep = read_images(files, skip_corrupt=skip_corrupt, skipped=skipped, stream_above=stream_above,
+                               workers=cfg.workers if cfg is not None else 0)
+    return Split(images, labels[keep])
 
 
-def _stack_images(arrays: list[np.ndarray], size_hint: int = 256) -> np.ndarray:
-    """Bring decoded images to one shape (bilinear) so they batch; models resize again later."""
-    from edgetl.runtime.preprocess import resize_bilinear
-
-    shapes = {a.shape for a in arrays}
-    if len(shapes) == 1:
-        return np.stack(arrays)
-    side = min(size_hint, max(max(a.shape[0], a.shape[1]) for a in arrays))
-    out = [resize_bilinear(a[None].astype(np.float32), side)[0].round().astype(np.uint8) for a in arrays]
-    return np.stack(out)
+_stack_images = stack_images
 
 
 def _imagefolder_roots(root: Path, cfg: DataConfig) -> tuple[Path, Path | None]:
@@ -307,13 +310,13 @@ def load_imagefolder(cfg: DataConfig) -> DataBundle:
         classes, tr_files, tr_y = _read_class_folders(train_root)
         _, ev_files, ev_y = _read_class_folders(eval_root, classes)
         skipped: list[str] = []
-        train = _decode_all(tr_files, tr_y, cfg.skip_corrupt, skipped)
-        bundle = DataBundle("image", classes, train, _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped),
+        train = _decode_all(tr_files, tr_y, cfg.skip_corrupt, skipped, cfg)
+        bundle = DataBundle("image", classes, train, _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped, cfg),
                             f"imagefolder {root}")
     else:
         classes, files, y = _read_class_folders(root)
         skipped = []
-        bundle = split_bundle("image", classes, _decode_all(files, y, cfg.skip_corrupt, skipped), cfg,
+        bundle = split_bundle("image", classes, _decode_all(files, y, cfg.skip_corrupt, skipped, cfg), cfg,
                               f"imagefolder {root}")
     if skipped:
         bundle.skipped = skipped
@@ -341,19 +344,33 @@ def csv_header(path: Path) -> list[str]:
         raise DataError(f"{path} is not a readable UTF-8 CSV file: {exc}", hint="save it as CSV, UTF-8") from None
 
 
-def _read_csv(path: Path, cfg: DataConfig) -> tuple[list[str], list[str]]:
+def _read_csv(path: Path, cfg: DataConfig) -> tuple[list[str] | CsvTexts, list[str]]:
+    """(texts, labels) of every row, checked; a file bigger than data.stream_above_mb keeps only the byte range
+    of each row, and its texts are read from the file when sliced (`CsvTexts`)."""
     if not path.is_file():
         raise DataError(f"data.path: CSV file {path} does not exist")
     problems = _column_problems(path, csv_header(path), cfg)
     if problems:
         raise DataError(problems[0], hint="the first line of the file names the columns")
-    texts, labels = [], []
+    streamed = path.stat().st_size > cfg.stream_above_mb * 1_000_000
+    texts: list[str] = []
+    labels: list[str] = []
+    starts, ends = array.array("q"), array.array("q")
+    with open(path, "rb") as f:
+        bom = len(codecs.BOM_UTF8) if f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
     # utf-8-sig: spreadsheet programs start the file with a byte-order mark, which must not stick to the first name
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        lines = LineOffsets(f, bom)
+        reader = csv.DictReader(lines)
         n_columns = len(reader.fieldnames or [])
+        # DictReader keeps the last of equally named columns
+        column = max(i for i, name in enumerate(reader.fieldnames or []) if name == cfg.text_column)
         try:
-            for k, row in enumerate(reader, 1):
+            for k in itertools.count(1):
+                start = lines.pos
+                row = next(reader, None)
+                if row is None:
+                    break
                 where = f"{path} row {k} (line {reader.line_num})"
                 extra = row.pop(None, None) or []  # type: ignore[call-overload]  # fields beyond the header
                 missing = sum(v is None for v in row.values())
@@ -368,13 +385,21 @@ def _read_csv(path: Path, cfg: DataConfig) -> tuple[list[str], list[str]]:
                 if not label:
                     raise DataError(f"{where}: the label ({cfg.label_column!r}) is empty",
                                     hint="remove the row or fill in its label")
-                texts.append(text)
+                if streamed:
+                    starts.append(start)
+                    ends.append(lines.pos)
+                else:
+                    texts.append(text)
                 labels.append(label)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{path} near line {reader.line_num} is not readable UTF-8 CSV: {exc}",
                             hint="save it as CSV, UTF-8") from None
-    if not texts:
+    if not labels:
         raise DataError(f"{path} has a header but no rows")
+    if streamed:
+        log.info("%s is over %d MB (data.stream_above_mb): its texts are read from the file batch by batch", path,
+                 cfg.stream_above_mb)
+        return CsvTexts(path, np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64), column), labels
     return texts, labels
 
 
@@ -419,6 +444,60 @@ def load_data(cfg: DataConfig) -> DataBundle:
     return bundle
 
 
+@dataclass
+class TargetData:
+    """Data of the deployment site for domain adaptation: inputs used without their labels, and an eval split
+    (with labels) when the data has one."""
+
+    inputs: Inputs
+    eval: Split | None
+    label_names: list[str] | None
+    source: str
+
+
+def unlabelled_images(root: Path) -> list[Path] | None:
+    """Image files lying directly in `root` when it has no sub-folders (unlabelled images), else None."""
+    if not root.is_dir() or any(p.is_dir() for p in root.iterdir()):
+        return None
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_target(cfg: DataConfig) -> TargetData:
+    """Any data config as target data; an imagefolder whose images lie directly in `path` (no class folders) is
+    unlabelled, and its `eval_path`, if given, is a labelled folder of class folders for evaluation."""
+    files = unlabelled_images(Path(cfg.path)) if cfg.name == "imagefolder" and cfg.path else None
+    if files is None:
+        bundle = load_data(cfg)
+        return TargetData(bundle.train.inputs, bundle.eval, bundle.label_names, bundle.source)
+    if not files:
+        raise DataError(f"imagefolder {cfg.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    skipped: list[str] = []
+    inputs = _decode_all(files, np.zeros(len(files), np.int64), cfg.skip_corrupt, skipped).inputs
+    if cfg.train_limit and cfg.train_limit < len(inputs):
+        inputs = inputs[np.sort(np.random.default_rng(cfg.split_seed).permutation(len(inputs))[: cfg.train_limit])]
+    evals, names = None, None
+    if cfg.eval_path:
+        names, ev_files, ev_y = _read_class_folders(Path(cfg.eval_path))
+        evals = _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped)
+        if cfg.eval_limit:
+            evals = evals.take(stratified_subset(evals.labels, cfg.eval_limit, cfg.split_seed + 1))
+    log.info("target data %s: %d unlabelled images%s", cfg.path, len(inputs),
+             f", {len(evals)} labelled eval images" if evals is not None else "")
+    return TargetData(inputs, evals, names, f"imagefolder {cfg.path} (unlabelled)")
+
+
+def target_problems(cfg: DataConfig) -> list[str]:
+    """`data_problems`, with an imagefolder of loose images (no class folders) accepted as unlabelled data."""
+    files = unlabelled_images(Path(cfg.path)) if cfg.name == "imagefolder" and cfg.path else None
+    if files is None:
+        return data_problems(cfg)
+    out = [] if files else [f"data.path: {cfg.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"]
+    if cfg.eval_path and not (Path(cfg.eval_path).is_dir() and any(p.is_dir() for p in Path(cfg.eval_path).iterdir())):
+        out.append(f"data.eval_path: {cfg.eval_path} is not a folder of class folders (the labelled eval images "
+                   "of the unlabelled folder in data.path)")
+    return out
+
+
 def data_problems(cfg: DataConfig) -> list[str]:
     """Checks that need no loading: files and packages present, CSV headers naming the columns, class folders
     holding images. Used by `edgetl validate`, so unreadable data fails before training."""
@@ -461,8 +540,15 @@ def data_problems(cfg: DataConfig) -> list[str]:
 
 
 def iter_batches(split: Split, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterator[tuple[object, np.ndarray]]:
+    """(raw inputs, labels) batches; images read from files are decoded ahead in DataLoader workers
+    (data.workers), in the same order and with the same values as in memory."""
     order = np.random.default_rng(seed).permutation(len(split)) if shuffle else np.arange(len(split))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        part = split.take(idx)
-        yield part.inputs, part.labels
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if isinstance(split.inputs, ImageFiles) and split.inputs.workers and len(batches) > 1:
+        yield from stream_batches(split.inputs, split.labels, batches, split.inputs.workers)
+        return
+    for idx in batches:
+        if isinstance(split.inputs, (np.ndarray, ImageFiles, CsvTexts)):
+            yield split.inputs[idx], split.labels[idx]
+        else:
+            yield [split.inputs[i] for i in idx], split.labels[idx]

@@ -116,6 +116,9 @@ class ModelConfig(StrictModel):
         return self
 
 
+DATA_READING_FIELDS = {"stream_above_mb", "workers"}  # how data is read, not which: left out of run keys
+
+
 class DataConfig(StrictModel):
     name: Literal["fashion_mnist", "mnist_5k", "digits", "rotten_tomatoes", "imagefolder", "csv"] = Field(
         description=(
@@ -150,6 +153,21 @@ class DataConfig(StrictModel):
         description=(
             "imagefolder: skip images that cannot be decoded (truncated or not an image), logging and counting "
             "them, instead of stopping with an error that names the first one."
+        ),
+    )
+    stream_above_mb: int = Field(
+        1024, ge=0,
+        description=(
+            "imagefolder / csv: data bigger than this many MB (decoded images, or the CSV file) stays on disk and "
+            "is read batch by batch (images decoded in `workers` processes) instead of held in memory; the "
+            "examples and results are the same either way. 0: always read from disk."
+        ),
+    )
+    workers: int = Field(
+        2, ge=0, le=64,
+        description=(
+            "imagefolder: processes that decode images while loading and, for data read from disk, ahead of each "
+            "training batch; 0 decodes in the main process."
         ),
     )
 
