@@ -214,13 +214,13 @@ def text_latency(args, runs: Path) -> dict[str, Any]:
     """Speed only, no training (latency does not depend on the weights): MiniLM-L6 at max_length 64 vs its
     3-layer student (keep_layers [0, 2, 4]) and vs 50 % of heads pruned (FFN kept), and 50 % heads + FFN."""
     from edgetl.distill.students import drop_layers
+    from edgetl.export.onnx import torch_to_onnx
     from edgetl.models.macs import model_macs
     from edgetl.models.zoo import load_source
     from edgetl.prune.structured import StructuredPruner
     from edgetl.prune.transformer import sync_hf_config
     from edgetl.recipe.load import read_yaml
     from edgetl.runtime.meta import write_onnx_meta
-    from edgetl.stages.export import export_onnx
 
     base = read_yaml(ROOT / "recipes" / "text-distill.yaml")
     from edgetl.recipe.schema import ModelConfig
@@ -239,7 +239,7 @@ def text_latency(args, runs: Path) -> dict[str, Any]:
     for i, (label, m) in enumerate(variants.items()):
         path = folder / f"v{i}" / "model.onnx"
         path.parent.mkdir(exist_ok=True)
-        export_onnx(m, path, 17)
+        torch_to_onnx(m, path, 17)
         for name, src in m.files.items():
             if name.startswith("tokenizer"):
                 shutil.copyfile(src, path.parent / name)

@@ -2,6 +2,9 @@
 
 Importing the package is cheap on purpose: torch, onnxruntime and transformers load only when a
 stage or backend that needs them runs.
+
+The library (docs/api.md): one function per technique on plain inputs, each returning an `edgetl.Result`:
+`edgetl.finetune`, `edgetl.prune`, `edgetl.distill`, `edgetl.export_onnx`, `edgetl.benchmark`, `edgetl.bundle`.
 """
 
 __version__ = "0.1.0"
@@ -16,7 +19,41 @@ from edgetl.errors import (  # noqa: E402
     StageError,
 )
 
+# the public technique functions, imported on first use: name -> "module:function". Where a package has the
+# function's name (edgetl.prune), the package itself is callable (edgetl/_technique.py) and is what you get.
+API = {
+    "prune": "edgetl.prune.api:prune",
+    "distill": "edgetl.distill.api:distill",
+    "export_onnx": "edgetl.export.onnx:export_onnx",
+    "benchmark": "edgetl.bench.api:benchmark",
+    "bundle": "edgetl.bundle.api:bundle",
+    "Result": "edgetl.result:Result",
+    "PruneConfig": "edgetl.prune.config:PruneConfig",
+    "ExportConfig": "edgetl.export.config:ExportConfig",
+    "KDConfig": "edgetl.distill.config:KDConfig",
+    "DistillConfig": "edgetl.distill.config:DistillConfig",
+    "BenchmarkConfig": "edgetl.bench.config:BenchmarkConfig",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    target = API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'edgetl' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    if module == f"edgetl.{name}.api":
+        return importlib.import_module(f"edgetl.{name}")
+    return getattr(importlib.import_module(module), attr)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *API])
+
+
 __all__ = [
+    *API,
     "__version__",
     "EdgetlError",
     "RecipeError",

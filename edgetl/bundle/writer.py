@@ -119,7 +119,9 @@ def choose_defaults(models: list[dict[str, Any]], final: str | None) -> dict[str
     return defaults
 
 
-def _check_source(run_dir: Path, art: dict[str, Any]) -> Path:
+def _check_source(run_dir: Path | None, art: dict[str, Any]) -> Path:
+    if run_dir is None:  # files handed to edgetl.bundle directly: their own paths, hashed when listed
+        return _check_file(Path(art["path"]), art)
     problem = relpath_problem(art["path"])
     if problem:
         raise BundleError(f"artifact {art['name']}: its path {art['path']!r} {problem}; an artifact of {run_dir} "
@@ -129,6 +131,12 @@ def _check_source(run_dir: Path, art: dict[str, Any]) -> Path:
     if not path.exists():
         raise BundleError(f"artifact {art['name']}: {path} is missing from the run",
                           hint="run `edgetl compress` again on the recipe to rebuild it")
+    return _check_file(path, art)
+
+
+def _check_file(path: Path, art: dict[str, Any]) -> Path:
+    if not path.exists():
+        raise BundleError(f"model {art['name']}: {path} does not exist")
     sha, _ = digest_and_size(path)
     if art.get("sha256") and sha != art["sha256"]:
         raise BundleError(f"artifact {art['name']}: {path} changed after the run recorded it "
@@ -142,10 +150,11 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def assemble(run_dir: Path, out: Path, *, run_name: str, artifacts: list[dict[str, Any]], report: dict[str, Any],
+def assemble(run_dir: Path | None, out: Path, *, run_name: str, artifacts: list[dict[str, Any]], report: dict[str, Any],
              environment: dict[str, Any], names: list[str] | None = None, engines: bool = True,
              source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the bundle's files into `out` (an empty or new folder) and return its manifest."""
+    """Write the bundle's files into `out` (an empty or new folder) and return its manifest. Artifact paths are
+    relative to `run_dir`, or, with run_dir None, the files' own paths."""
     from edgetl import __version__
     from edgetl.runtime.meta import read_onnx_meta
 
@@ -266,14 +275,23 @@ def write_bundle_from_run(run_dir: str | Path, out: str | Path, *, names: list[s
 
         key = load_private_key(sign)  # a missing or wrong key fails before anything is written
     run_manifest, report = _read_run(run_dir)
+    manifest = write_atomically(out, lambda tmp: assemble(
+        run_dir, tmp, run_name=report.get("name") or run_dir.name, artifacts=run_manifest["artifacts"], report=report,
+        environment=run_manifest.get("environment") or {}, names=names, engines=engines,
+        source={"run": run_dir.name, "recipe_file": run_manifest.get("recipe_file"),
+                "run_created": run_manifest.get("created")}), key)
+    log.info("bundle %s: %d model(s), %d engine(s), %d files%s", out, len(manifest["models"]),
+             len(manifest["engines"]), len(manifest["files"]), ", signed" if key is not None else "")
+    return manifest
+
+
+def write_atomically(out: Path, write: Any, key: Any = None) -> dict[str, Any]:
+    """`write(tmp)` fills a scratch folder beside `out` and returns the manifest; signed with `key` if given, it
+    then replaces `out` (new, empty, or an older bundle) in one rename, so a reader never sees half a bundle."""
     _check_target(out)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        manifest = assemble(run_dir, tmp, run_name=report.get("name") or run_dir.name,
-                            artifacts=run_manifest["artifacts"], report=report,
-                            environment=run_manifest.get("environment") or {}, names=names, engines=engines,
-                            source={"run": run_dir.name, "recipe_file": run_manifest.get("recipe_file"),
-                                    "run_created": run_manifest.get("created")})
+        manifest = write(tmp)
         if key is not None:
             from edgetl.runtime.signing import sign_bundle
 
@@ -283,8 +301,6 @@ def write_bundle_from_run(run_dir: str | Path, out: str | Path, *, names: list[s
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("bundle %s: %d model(s), %d engine(s), %d files%s", out, len(manifest["models"]),
-             len(manifest["engines"]), len(manifest["files"]), ", signed" if key is not None else "")
     return manifest
 
 

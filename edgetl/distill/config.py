@@ -1,10 +1,13 @@
-"""The `kd:` recipe block: light (pydantic only), so any stage module can take it as an option."""
+"""The `kd:` recipe block, light (pydantic only) so any training technique can take it as an option, and
+the configuration of distillation into a student (`edgetl.distill`, the `distill` recipe stage)."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from edgetl.errors import shown
 from edgetl.recipe.schema import StrictModel
+from edgetl.train.config import TrainingFields
 
 
 class LayerPair(StrictModel):
@@ -61,4 +64,33 @@ class KDConfig(StrictModel):
         if self.cache and (self.features or self.attention):
             raise ValueError("cache: true caches logits only; it cannot be combined with `features` or `attention` "
                              "(those need the teacher's live activations): drop `cache` or those losses")
+        return self
+
+
+class DistillConfig(TrainingFields):
+    """Who the student is (default: the model handed over) and the distillation losses (`kd`)."""
+
+    keep_layers: list[int] | None = Field(
+        None, min_length=1,
+        description="Student = the teacher keeping only these transformer layers (e.g. [0, 2, 4]), initialised from it.",
+    )
+    student_model: str | None = Field(
+        None, description="Student = this zoo model (e.g. mobilenet_v2 under an efficientnet_lite2 teacher).")
+    student_input_size: int | None = Field(
+        None, ge=16, le=1024, description="student_model: its input size (default: the zoo model's own).")
+    kd: KDConfig = Field(default_factory=KDConfig, description="Teacher and distillation losses.")
+
+    @field_validator("keep_layers")
+    @classmethod
+    def _layers_ok(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (any(i < 0 for i in v) or len(set(v)) != len(v) or v != sorted(v)):
+            raise ValueError(f"must be distinct, increasing layer indices >= 0, e.g. [0, 2, 4]; got {shown(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_student(self) -> DistillConfig:
+        if self.keep_layers is not None and self.student_model is not None:
+            raise ValueError("set keep_layers (layer-dropped teacher) or student_model (a zoo model), not both")
+        if self.student_input_size is not None and self.student_model is None:
+            raise ValueError("student_input_size applies to student_model only")
         return self

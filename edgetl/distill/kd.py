@@ -140,7 +140,8 @@ class KDSetup:
 
 
 def build_kd(cfg: KDConfig, teacher_model: EdgeModel, student: EdgeModel, *, label_smoothing: float = 0.0,
-             cache_path: Path | None = None, kept_layers: list[int] | None = None, field_path: str = "kd") -> KDSetup:
+             cache_path: Path | None = None, kept_layers: list[int] | None = None, field_path: str = "kd",
+             task_loss: Any = None) -> KDSetup:
     from edgetl.distill.losses import AttentionTransfer, FeatureKD, LogitKD
     from edgetl.distill.teacher import LogitCache, Teacher
 
@@ -149,7 +150,7 @@ def build_kd(cfg: KDConfig, teacher_model: EdgeModel, student: EdgeModel, *, lab
     setup = KDSetup(teacher, [])
     try:
         if cfg.alpha < 1.0:
-            setup.terms.append(LogitKD(teacher, cfg.temperature, cfg.alpha, label_smoothing))
+            setup.terms.append(LogitKD(teacher, cfg.temperature, cfg.alpha, label_smoothing, task_loss))
         if cfg.features:
             feat = FeatureKD(student.module, teacher, cfg.features, f"{field_path}.features")
             feat.build(student.module, student.example_inputs(batch=2))
@@ -179,7 +180,7 @@ def train_with_kd(model: EdgeModel, data: Any, settings: Any, kd_cfg: KDConfig |
         result = Trainer(model, data.train, data.eval, settings, progress=progress, description=description).fit()
         return result, {"kd": False}
     kd = build_kd(kd_cfg, teacher, model, label_smoothing=settings.label_smoothing, cache_path=cache_path,
-                  field_path=field_path)
+                  field_path=field_path, task_loss=settings.loss)
     try:
         trainer = Trainer(model, data.train, data.eval, settings, extra_losses=kd.terms,
                           param_groups=kd.param_groups(model), progress=progress, description=description)

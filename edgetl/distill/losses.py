@@ -98,13 +98,16 @@ def get_module(root: nn.Module, name: str, role: str, field: str) -> nn.Module:
 
 class LogitKD:
     """alpha * CE + (1 - alpha) * T^2 * KL. The Trainer already adds CE (weight 1), so this term contributes
-    (alpha - 1) * CE + (1 - alpha) * KD and the sum comes out as the mixture."""
+    (alpha - 1) * CE + (1 - alpha) * KD and the sum comes out as the mixture. `task_loss`: the Trainer's own
+    loss when the caller replaced cross-entropy (then it is what alpha weighs)."""
 
-    def __init__(self, teacher: Any, temperature: float = 4.0, alpha: float = 0.5, label_smoothing: float = 0.0):
+    def __init__(self, teacher: Any, temperature: float = 4.0, alpha: float = 0.5, label_smoothing: float = 0.0,
+                 task_loss: Any = None):
         self.teacher = teacher
         self.temperature = temperature
         self.alpha = alpha
         self.label_smoothing = label_smoothing
+        self.task_loss = task_loss
 
     def to(self, device) -> LogitKD:
         if hasattr(self.teacher, "to"):
@@ -116,7 +119,10 @@ class LogitKD:
         kd = kd_kl(logits, teacher_logits, self.temperature)
         if self.alpha >= 1.0:
             return kd * 0.0
-        ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        if self.task_loss is not None:
+            ce = self.task_loss(logits, labels)
+        else:
+            ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         return (self.alpha - 1.0) * ce + (1.0 - self.alpha) * kd
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from edgetl.data.datasets import Split, iter_batches
 from edgetl.finetune.regularizers import HeadInput
 from edgetl.models.base import EdgeModel, to_torch
-from edgetl.train.loop import TrainResult, TrainSettings, diverged, lr_lambda, seed_everything
+from edgetl.train.loop import TrainResult, TrainSettings, diverged, lr_lambda, score, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def fit_cached(model: EdgeModel, head: nn.Linear, train: Split, eval_split: Spli
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(s.schedule, int(total * s.warmup_ratio), total))
-    ce = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+    ce = s.loss or nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
     best_acc, best_epoch, best_state, stale, step = -1.0, -1, None, 0, 0
     history: list[dict[str, float]] = []
     task = progress.add_task("linear probe", total=total) if progress else None
@@ -92,7 +92,10 @@ def fit_cached(model: EdgeModel, head: nn.Linear, train: Split, eval_split: Spli
             if len(xev) and not bool(torch.isfinite(logits).all()):
                 raise diverged("linear probe", epoch + 1, step, "the eval logits hold NaN or infinite values",
                                sched.get_last_lr()[0])
-            acc = float((logits.argmax(-1) == yev).float().mean()) if len(xev) else float("nan")
+            if s.metric is not None:
+                acc = score(logits.numpy(), yev.numpy(), s.metric)
+            else:
+                acc = float((logits.argmax(-1) == yev).float().mean()) if len(xev) else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": running / max(count, 1), "eval_accuracy": acc})
         log.info("linear probe epoch %d: loss %.4f, eval accuracy %.4f", epoch + 1, running / max(count, 1), acc)
         if acc > best_acc:

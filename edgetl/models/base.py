@@ -165,7 +165,10 @@ def _listed_files(folder: Path, names: Any) -> dict[str, Path]:
     return files
 
 
-def load_model(folder: str | Path) -> EdgeModel:
+def load_model(folder: str | Path, module: nn.Module | None = None) -> EdgeModel:
+    """The saved model in `folder`. `module`: a fresh instance of the architecture, needed for a folder saved
+    from an nn.Module handed to the Python API (edgetl has no recipe to rebuild it); it is resized to the
+    checkpoint's (e.g. pruned) widths before the weights load."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -182,7 +185,8 @@ def load_model(folder: str | Path) -> EdgeModel:
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{meta_path} is not an edgetl model file (format={meta.get('format')!r})")
     files = _listed_files(folder, meta.get("files", []))
-    module = build(meta["builder"], files)
+    if module is None:
+        module = build(meta["builder"], files)
     weights = folder / "model.safetensors"
     with safe_open(str(weights), framework="pt") as f:
         shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}

@@ -101,6 +101,10 @@ def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
                 "(remove model.pooling)"]
     if src.startswith("hf:"):
         return _hf_problems(src[3:])
+    if src.startswith("python:"):
+        from edgetl.models.custom import factory_problems
+
+        return factory_problems(src)
     if src in ZOO:
         entry = ZOO[src]
         problems = []
@@ -115,7 +119,8 @@ def _source_problems(cfg: ModelConfig, data_task: str) -> list[str]:
     if _exists(path):
         return [f"model.source: {shown(src)} is not a saved edgetl model folder (it has no model.json)"]
     known = ", ".join(n for n, e in ZOO.items() if not e.testing)
-    return [f"model.source: {shown(src)} is not a zoo model ({known}), an hf:<id> or an existing model folder"]
+    return [f"model.source: {shown(src)} is not a zoo model ({known}), an hf:<id>, a python:module:function "
+            "factory or an existing model folder"]
 
 
 def load_source(cfg: ModelConfig, data_task: str, label_names: list[str]) -> Any:
@@ -134,6 +139,10 @@ def load_source(cfg: ModelConfig, data_task: str, label_names: list[str]) -> Any
             pretrained=cfg.pretrained, max_length=cfg.max_length, input_size=cfg.input_size, pooling=cfg.pooling,
         )
         return EdgeModel(module, data_task, pre, list(label_names), builder, src, files)
+    if src.startswith("python:"):
+        from edgetl.models.custom import load_python
+
+        return load_python(cfg, data_task, label_names)
     if src in ZOO:
         return _load_zoo(ZOO[src], cfg, label_names)
     model = load_model(src)
@@ -219,6 +228,15 @@ def build(builder: dict[str, Any], files: dict[str, Path]):
         from edgetl.models.hf import build_hf
 
         return build_hf(builder, files)
+    if kind == "python":  # a user's factory (model.source: python:...), called again to rebuild
+        from edgetl.models.custom import build_python
+
+        return build_python(builder)
+    if kind == "module":
+        raise ModelError(f"this model was saved from an nn.Module object ({builder.get('class')}) handed to the "
+                         "Python API, so edgetl cannot rebuild its architecture by itself",
+                         hint="load it with load_model(folder, module=<a new instance of that class>), or make the "
+                              "model with a factory (model.source: python:package.module:function)")
     if kind != "zoo":
         raise ModelError(f"unknown model builder {builder!r}")
     name, n = builder["name"], int(builder["num_labels"])

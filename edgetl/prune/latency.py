@@ -38,10 +38,10 @@ class LatencyProbe:
 
     def _runner(self, model: EdgeModel, tag: str):
         from edgetl.backends.onnxruntime import make_session, session_inputs
-        from edgetl.stages.export import export_onnx
+        from edgetl.export.onnx import torch_to_onnx
 
         path = self.folder / f"{tag}.onnx"
-        export_onnx(model, path, self.opset)
+        torch_to_onnx(model, path, self.opset)
         session = make_session(path, threads=self.threads)
         feed = session_inputs(session, latency_feed(model, self.raw))
         return lambda: session.run(None, feed)

@@ -175,8 +175,10 @@ def bert_plan(module: nn.Module, *, heads: bool, ffn: bool):
     return bert_pruning_plan(module, heads=heads, ffn=ffn)
 
 
-def taylor_gradients(model: EdgeModel, split, batches: int, batch_size: int, seed: int) -> Callable[[], None]:
-    """Accumulates cross-entropy gradients over a few training batches (Taylor importance needs them)."""
+def taylor_gradients(model: EdgeModel, split, batches: int, batch_size: int, seed: int,
+                     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Callable[[], None]:
+    """Accumulates gradients of the task loss (default: cross-entropy) over a few training batches (Taylor
+    importance needs them)."""
     from edgetl.data.datasets import iter_batches
     from edgetl.models.base import to_torch
 
@@ -188,7 +190,7 @@ def taylor_gradients(model: EdgeModel, split, batches: int, batch_size: int, see
             if i >= batches:
                 break
             logits = module(**to_torch(encode(raw)))
-            torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels)).backward()
+            (loss or torch.nn.functional.cross_entropy)(logits, torch.from_numpy(labels)).backward()
 
     return run
 

@@ -54,6 +54,9 @@ class TrainSettings:
     device: str | None = None  # None: cuda when available, else cpu; the module is back on the cpu after fit()
     amp: bool = True  # bfloat16 autocast, on cuda only
     ddp: bool = True  # under torchrun (WORLD_SIZE > 1): DistributedDataParallel, each rank a slice of each batch
+    # API callers' own task loss and eval metric; None: cross-entropy (with label_smoothing) and top-1 accuracy
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # (logits, labels) -> scalar
+    metric: Callable[[np.ndarray, np.ndarray], float] | None = None  # (logits, labels) -> higher is better
 
 
 @dataclass
@@ -90,18 +93,25 @@ def predict_logits(model: EdgeModel, inputs: Any, batch_size: int = 128) -> np.n
     return np.concatenate(outs) if outs else np.zeros((0, model.num_labels), dtype=np.float32)
 
 
-def evaluate(model: EdgeModel, split: Split, batch_size: int = 128) -> float:
+def evaluate(model: EdgeModel, split: Split, batch_size: int = 128,
+             metric: Callable[[np.ndarray, np.ndarray], float] | None = None) -> float:
+    """Top-1 accuracy on `split`, or `metric(logits, labels)` when one is given."""
     logits = predict_logits(model, split.inputs, batch_size)
     bad = nonfinite(eval_logits=logits)
     if bad:  # argmax of a NaN row is class 0: an accuracy computed from it would look like a real one
         raise NonFiniteError(f"{model.source} gives NaN or infinite outputs on the eval split ({bad})",
                              hint="an earlier stage diverged or the model's weights are broken; rerun it with a "
                                   "lower learning rate")
-    return accuracy(logits, split.labels)
+    return score(logits, split.labels, metric)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(-1) == labels).mean()) if len(labels) else float("nan")
+
+
+def score(logits: np.ndarray, labels: np.ndarray, metric: Callable[[np.ndarray, np.ndarray], float] | None) -> float:
+    """The eval number that picks the best epoch: top-1 accuracy, or the caller's metric (higher is better)."""
+    return accuracy(logits, labels) if metric is None else float(metric(logits, labels))
 
 
 def diverged(description: str, epoch: int, step: int, what: str, lr: float) -> NonFiniteError:
@@ -186,7 +196,7 @@ class Trainer:
             total = min(total, s.max_steps)
         opt = self._optimizer()
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(s.schedule, int(total * s.warmup_ratio), total))
-        ce = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+        ce = s.loss or nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
         rng = np.random.default_rng(s.seed)
         best_acc, best_epoch, best_state = -1.0, -1, None
         history: list[dict[str, float]] = []
@@ -255,7 +265,7 @@ class Trainer:
             bad = nonfinite(eval_logits=logits)
             if bad:
                 raise diverged(self.description, epoch + 1, step, bad, sched.get_last_lr()[0])
-            acc = accuracy(logits, self.eval_split.labels)
+            acc = score(logits, self.eval_split.labels, s.metric)
             history.append({"epoch": epoch + 1, "train_loss": running / max(count, 1), "eval_accuracy": acc})
             log.info("%s epoch %d: loss %.4f, eval accuracy %.4f", self.description, epoch + 1, running / max(count, 1), acc)
             if acc > best_acc:

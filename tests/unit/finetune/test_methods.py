@@ -138,7 +138,7 @@ def test_adapter_gradients_reach_only_the_intended_parameters(tiny_bert, rt):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_adapter_model_round_trips_and_exports_to_onnx_with_parity(models, name, tmp_path):
-    from edgetl.stages.export import check_parity, export_onnx
+    from edgetl.export.onnx import check_parity, torch_to_onnx
 
     model, data = models[name]
     run_method(cfg("adapter", adapter={"reduction": 4}), model, data, seed=0)
@@ -149,7 +149,7 @@ def test_adapter_model_round_trips_and_exports_to_onnx_with_parity(models, name,
     raw = data.eval.inputs[:32]
     np.testing.assert_allclose(predict_logits(again, raw), predict_logits(model, raw), atol=1e-5)
     path = tmp_path / "model.onnx"
-    export_onnx(again, path, 17)
+    torch_to_onnx(again, path, 17)
     check_parity(again, path, raw, atol=1e-4, min_agreement=1.0)  # raises ExportError when ONNX disagrees
     # the adapters matter to the outputs, so the parity above proves they are in the exported graph
     with torch.no_grad():

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from edgetl.bench.model_stats import onnx_macs
+from edgetl.export.onnx import torch_to_onnx
 from edgetl.models.macs import model_macs
 from edgetl.models.zoo import ZOO, load_source
 from edgetl.recipe.schema import ModelConfig
-from edgetl.stages.export import export_onnx
 
 LABELS = ["a", "b", "c"]
 
@@ -42,7 +42,7 @@ def _load(source: str, tmp_path):
 
 def _onnx_macs(model, tmp_path) -> int:
     path = tmp_path / "model.onnx"
-    export_onnx(model, path, 17)
+    torch_to_onnx(model, path, 17)
     feed = {k: v.numpy() for k, v in model.example_inputs(batch=1).items()}
     return onnx_macs(path, feed)
 

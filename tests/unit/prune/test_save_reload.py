@@ -16,13 +16,13 @@ FRESH = """
 import sys, numpy as np
 from pathlib import Path
 from edgetl.models.base import load_model
-from edgetl.stages.export import export_onnx
+from edgetl.export.onnx import torch_to_onnx
 from edgetl.backends.onnxruntime import make_session, predict
 from edgetl.train.loop import predict_logits
 folder = Path(sys.argv[1]); raw = np.load(folder.parent / "raw.npy", allow_pickle=True)
 raw = list(raw) if raw.dtype == object else raw
 model = load_model(folder)
-export_onnx(model, folder.parent / "m.onnx", 17)
+torch_to_onnx(model, folder.parent / "m.onnx", 17)
 ort = predict(make_session(folder.parent / "m.onnx"), model.encoder(), raw)
 np.save(folder.parent / "torch.npy", predict_logits(model, raw)); np.save(folder.parent / "ort.npy", ort)
 """

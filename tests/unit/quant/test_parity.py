@@ -8,10 +8,10 @@ import torch
 
 from edgetl.data.datasets import load_data
 from edgetl.errors import ExportError
+from edgetl.export.onnx import torch_to_onnx
 from edgetl.models.zoo import load_source
 from edgetl.quant.parity import onnx_parity
 from edgetl.recipe.schema import DataConfig, ModelConfig
-from edgetl.stages.export import export_onnx
 
 
 def test_onnx_parity_fails_on_nan_logits(tmp_path):
@@ -20,7 +20,7 @@ def test_onnx_parity_fails_on_nan_logits(tmp_path):
     with torch.no_grad():
         model.module.head.bias.fill_(math.nan)
     path = tmp_path / "model.onnx"
-    export_onnx(model, path, 17)
+    torch_to_onnx(model, path, 17)
     reference = np.full((16, 10), math.nan, dtype=np.float32)
 
     with pytest.raises(ExportError, match="NaN or infinite"):
