@@ -40,8 +40,9 @@ def _under(name: str, prefix: str) -> bool:
 
 
 def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress=None,
-               teacher: EdgeModel | None = None, kd_cache: Any = None) -> Outcome:
-    """Train `model` in place by `cfg.method`; with `cfg.kd` and a `teacher`, KD terms join the loss."""
+               teacher: EdgeModel | None = None, kd_cache: Any = None, target_inputs: Any = None) -> Outcome:
+    """Train `model` in place by `cfg.method`; with `cfg.kd` and a `teacher`, KD terms join the loss; with a
+    coral/mmd/dann `cfg.adapt`, a domain alignment term on `target_inputs` (unlabelled) does."""
     head = head_name(model.module)
     fisher_loader = None
     if cfg.forgetting is not None and cfg.forgetting.fisher_data is not None:
@@ -52,7 +53,7 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
     terms, facts, cleanup = build_terms(forgetting, model, head, data.train, seed, fisher_loader)
     settings = cfg.settings(seed)
     common = {"augment": make_augment(cfg.augment), "progress": progress, "description": f"finetune {cfg.method}"}
-    kd = None
+    kd = align = None
     try:
         if getattr(cfg, "kd", None) is not None and teacher is not None:
             from edgetl.distill.kd import build_kd
@@ -63,12 +64,24 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
             terms = [*terms, *kd.terms]
             common["extra_params"] = kd.projector_params()
             common["description"] += " + KD"
+        adapt = getattr(cfg, "adapt", None)
+        if adapt is not None and adapt.method != "adabn":
+            from edgetl.finetune.domain import alignment_term
+
+            align = alignment_term(adapt, model, head, target_inputs, settings, len(data.train))
+            terms = [*terms, align]
+            common["extra_params"] = [*common.get("extra_params", []), *align.parameters()]
+            common["description"] += f" + {adapt.method}"
         run = {"full": _full, "linear_probe": _linear_probe, "lora": _lora, "adapter": _adapter}[cfg.method]
         outcome = run(cfg, model, data, settings, terms, common)
     finally:
         cleanup()
         if kd is not None:
             kd.close()
+        if align is not None:
+            align.close()
+    if align is not None:
+        facts["adapt_alignment"] = align.stats()
     if kd is not None:
         facts["kd"] = {"temperature": cfg.kd.temperature, "alpha": cfg.kd.alpha,
                        "features": len(cfg.kd.features), "attention": cfg.kd.attention is not None, **kd.stats()}
@@ -80,7 +93,9 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
 
 def _attach(terms: list[Callable], module: nn.Module) -> None:
     for t in terms:
-        if hasattr(t, "attach"):
+        if hasattr(t, "attach_model"):  # hooks anywhere in the model (domain alignment)
+            t.attach_model(module)
+        elif hasattr(t, "attach"):
             t.attach(module.get_submodule(head_name(module)))
 
 

@@ -34,12 +34,13 @@ def run_qat(stage, ctx, cfg) -> list:
     model.module.eval()
     data = ctx.data()
     encode = model.encoder()
-    calib = data.train.take(stratified_subset(data.train.labels, cfg.samples, ctx.recipe.seed + 17))
+    calib = stage.calibration_split(ctx)  # training data, or the adaptation target's inputs
     raw_batches = [calib.inputs[i : i + CALIB_BATCH] for i in range(0, len(calib), CALIB_BATCH)]
     batches = [to_torch(encode(b)) for b in raw_batches]
     example = to_torch(encode(data.train.inputs[:2]))
     method = "max" if cfg.calibration in ("minmax", "max") else cfg.calibration
-    metrics: dict[str, Any] = {"method": "qat", "calibration": method, "calibration_samples": int(len(calib))}
+    metrics: dict[str, Any] = {"method": "qat", "calibration": method, "calibration_samples": int(len(calib)),
+                               "calibration_data": cfg.calibration_data}
 
     def fq_model(gm):
         return qat.as_edge_model(model, gm)

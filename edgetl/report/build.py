@@ -38,7 +38,7 @@ def _artifact_entry(art: Artifact, measured: dict[str, Any] | None) -> dict[str,
         "path": art.path, "sha256": art.sha256, "parent": art.parent,
     }
     for key in ("method", "layout", "trainable_params", "total_params", "macs", "opset", "kd_teacher", "calibration",
-                "calibration_samples", "calibration_padded_to"):
+                "calibration_samples", "calibration_padded_to", "calibration_data", "adapt"):
         if key in art.info:
             entry[key] = art.info[key]
     if art.metrics.get("accuracy") is not None:
@@ -48,6 +48,9 @@ def _artifact_entry(art: Artifact, measured: dict[str, Any] | None) -> dict[str,
         if measured.get("accuracy") is not None:
             entry["accuracy"] = measured["accuracy"]
             entry["accuracy_source"] = f"{measured['backend']} run of this file on {measured['eval_samples']} eval examples"
+            if measured.get("eval_data") == "target":
+                entry["accuracy_source"] += " of the adaptation target"
+                entry["eval_data"] = "target"
         lat = measured.get("latency_ms")
         if lat:
             entry["latency_ms"] = {k: lat[k] for k in ("p50", "p90", "p95", "p99", "max", "mean", "cov", "n", "noisy")}

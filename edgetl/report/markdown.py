@@ -35,8 +35,9 @@ def render_markdown(report: dict[str, Any], manifest: dict[str, Any]) -> str:
     measured = [a for a in report["artifacts"] if a.get("latency_ms")]
     if measured:
         a = measured[0]
+        on = "the adaptation target's eval split" if a.get("eval_data") == "target" else "the eval split"
         lines += ["", f"Latency: {a.get('latency_backend')}, batch {a.get('batch_size')}, {a.get('threads')} threads, "
-                      f"interleaved timing, n={a['latency_ms']['n']} per artifact. Accuracy: each file run on the eval split."]
+                      f"interleaved timing, n={a['latency_ms']['n']} per artifact. Accuracy: each file run on {on}."]
     noisy = [a["name"] for a in measured if a["latency_ms"].get("noisy")]
     if noisy:
         lines.append(f"**Noisy timings** (CoV above 10 %): {', '.join(noisy)}; compare ratios, not absolute times.")
@@ -106,10 +107,28 @@ def _compression_lines(report: dict[str, Any]) -> list[str]:
                       "", f"Budget {m['budget']['kind']} <= {m['budget']['target']}: "
                           f"{'met' if m['budget_met'] else '**not met**'} (reached {m['budget']['reached']:.4g}). "
                           f"{len(m.get('widths_changed') or {})} layers changed width (see report.json stages[].metrics)."]
+        elif s["type"] == "finetune" and "adapt" in m:
+            lines += _adapt_lines(s["index"], m["adapt"])
         elif s["type"] == "distill" and "student" in m:
             t, st = m["teacher"], m["student"]
             lines += ["", f"## Distillation (stage {s['index']}, student: {st['kind']})", "",
                       "| | MACs (M) | params (M) | accuracy |", "|---|---|---|---|",
                       f"| teacher {t['name']} | {t['macs'] / 1e6:.1f} | {t['params'] / 1e6:.3f} | {_fmt(t.get('accuracy'))} |",
                       f"| student | {st['macs'] / 1e6:.1f} | {st['params'] / 1e6:.3f} | {_fmt(st.get('accuracy'))} |"]
+    return lines
+
+
+def _adapt_lines(index: int, a: dict[str, Any]) -> list[str]:
+    """Source-only vs adapted accuracy of a finetune stage with `adapt:`, on the target and on the source."""
+    base = a.get("source_only") or {}
+    how = a["method"] + (f", weight {a['weight']:g} on {a['layer']}" if "weight" in a else "")
+    lines = ["", f"## Domain adaptation (stage {index}: {how})", "",
+             f"Target: {a['target']}, {a['target_inputs']} unlabelled inputs, "
+             f"{a['target_eval_examples']} labelled eval examples.", "",
+             "| | target accuracy | source accuracy |", "|---|---|---|"]
+    if base:
+        lines.append(f"| source-only | {_fmt(base.get('target_accuracy'))} | {_fmt(base.get('source_accuracy'))} |")
+    lines.append(f"| adapted | {_fmt(a.get('target_accuracy'))} | {_fmt(a.get('source_accuracy'))} |")
+    if a.get("target_gain") is not None:
+        lines += ["", f"Gain on the target: {a['target_gain'] * 100:+.1f} points."]
     return lines

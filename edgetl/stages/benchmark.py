@@ -33,6 +33,9 @@ class BenchmarkConfig(StageConfig):
         default_factory=list, description="Extra batch sizes of an offline throughput sweep (e.g. [8, 32]); empty: none.")
     accuracy: bool = Field(True, description="Measure accuracy of each artifact on the eval split.")
     eval_batch_size: int = Field(64, ge=1, le=4096, description="Batch size of the accuracy pass.")
+    eval_data: Literal["source", "target"] = Field(
+        "source", description="Accuracy (and latency inputs) on `source`: the recipe's eval split, or `target`: the "
+        "labelled eval split of the adaptation target (`adapt.target` of the newest finetune stage before this one).")
     artifacts: list[str] | None = Field(None, description="Artifact names to measure (default: every ONNX artifact).")
 
 
@@ -45,10 +48,22 @@ def latency_inputs(meta, data, batch_size: int) -> dict[str, Any]:
     return encode(raw)
 
 
-def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Artifact]) -> dict[str, dict[str, Any]]:
+def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Artifact], index: int | None = None
+                      ) -> dict[str, dict[str, Any]]:
     from edgetl.bench.runner import BenchOptions, run_benchmark, target_from_path
 
     data = ctx.data()
+    eval_split, label_names = data.eval, data.label_names
+    if cfg.eval_data == "target":
+        from edgetl.data.datasets import load_target
+        from edgetl.errors import DataError
+        from edgetl.stages.finetune import adapt_target
+
+        target = load_target(adapt_target(ctx.recipe, len(ctx.recipe.stages) if index is None else index))
+        if target.eval is None or len(target.eval) == 0:
+            raise DataError(f"eval_data: target, but the target data ({target.source}) has no labelled eval split",
+                            hint="give adapt.target.eval_path a folder of class folders, or use eval_data: source")
+        eval_split, label_names = target.eval, target.label_names
     bench_targets = []
     for art in targets:
         t = target_from_path(ctx.path_of(art), name=art.name)[0]
@@ -60,7 +75,7 @@ def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Art
                         eval_batch_size=cfg.eval_batch_size, accuracy=cfg.accuracy)
     task = ctx.progress.add_task("benchmark", total=None) if ctx.progress else None
     try:
-        result = run_benchmark(bench_targets, opts, eval_split=data.eval, label_names=data.label_names,
+        result = run_benchmark(bench_targets, opts, eval_split=eval_split, label_names=label_names,
                                on_round=(lambda msg: ctx.progress.update(task, description=f"benchmark {msg}"))
                                if task is not None else None)
     finally:
@@ -68,6 +83,10 @@ def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Art
             ctx.progress.remove_task(task)
     ctx.metrics["machine_fingerprint"] = result["machine_fingerprint"]
     ctx.metrics["peak_rss_mb"] = result["peak_rss_mb"]
+    if cfg.eval_data == "target":
+        ctx.metrics["eval_data"] = "target"
+        for row in result["results"]:
+            row["eval_data"] = "target"
     return {row["model"]: row for row in result["results"]}
 
 
@@ -114,7 +133,26 @@ class BenchmarkStage(Stage):
         else:
             problems.append(f"{self.field('backend')}: backend {cfg.backend!r} is not registered here "
                             f"(have {', '.join(BACKENDS.names())})")
+        if cfg.eval_data == "target":
+            problems += self._target_problems(recipe)
         return problems
+
+    def _target_problems(self, recipe) -> list[str]:
+        from pathlib import Path
+
+        from edgetl.data.datasets import unlabelled_images
+        from edgetl.stages.finetune import adapt_target
+
+        target = adapt_target(recipe, self.index)
+        if target is None:
+            return [f"{self.field('eval_data')}: `target` means the target data of a finetune stage's `adapt:` "
+                    "before this stage, and there is none; add `adapt:` to the finetune stage or use eval_data: source"]
+        if target.name == "imagefolder" and target.path and unlabelled_images(Path(target.path)) is not None \
+                and not target.eval_path:
+            return [f"{self.field('eval_data')}: the target {target.path} is unlabelled (images without class "
+                    "folders), so it has no accuracy to measure; give adapt.target.eval_path a labelled folder of "
+                    "class folders, or use eval_data: source"]
+        return []
 
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.errors import RecipeError
@@ -128,5 +166,5 @@ class BenchmarkStage(Stage):
                 raise RecipeError(f"{self.field('artifacts')}: no {'/'.join(formats)} artifact named {unknown}; "
                                   f"have {[a.name for a in arts]}")
             arts = [a for a in arts if a.name in cfg.artifacts]
-        ctx.metrics["results"] = measure_artifacts(ctx, cfg, arts)
+        ctx.metrics["results"] = measure_artifacts(ctx, cfg, arts, self.index)
         return []

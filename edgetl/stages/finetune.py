@@ -104,6 +104,39 @@ class ForgettingOptions(StrictModel):
         return self.weight if self.weight is not None else (100.0 if self.method == "ewc" else 1.0)
 
 
+class AdaptOptions(StrictModel):
+    method: Literal["coral", "mmd", "dann", "adabn"] = Field(
+        description="`coral`: Deep CORAL, align feature covariances; `mmd`: multi-kernel MMD (DAN); `dann`: a domain "
+                    "classifier behind a gradient reversal (weight schedule 2/(1+exp(-10p))-1); `adabn`: after "
+                    "training, re-estimate BatchNorm statistics on the target data (no training on it).")
+    target: DataConfig = Field(
+        description="The deployment site's data. Its inputs are used without labels: a named set or an imagefolder "
+                    "with class folders (labels then serve only evaluation, on its eval split), or an imagefolder "
+                    "whose images lie directly in `path` (unlabelled; `eval_path` may name a labelled folder).")
+    weight: float | None = Field(
+        None, gt=0, le=1e6, description="coral/mmd/dann: weight of the alignment term added to cross-entropy "
+                                        "(default: coral 100, mmd 1, dann 1).")
+    layer: str | None = Field(
+        None, description="coral/mmd/dann: module whose output is aligned (a name or dotted suffix; spatial maps and "
+                          "token sequences are averaged). Default: the head's input, the penultimate features.")
+    source_only: bool = Field(
+        True, description="coral/mmd/dann: also fine-tune a copy without adaptation (same seed and settings) so the "
+                          "report shows source-only next to adapted accuracy, on the target and on the source; "
+                          "costs about a third more training time. adabn gets both for free.")
+
+    @property
+    def effective_weight(self) -> float:
+        return self.weight if self.weight is not None else {"coral": 100.0, "mmd": 1.0, "dann": 1.0}.get(self.method, 0.0)
+
+
+def adapt_target(recipe, before: int) -> DataConfig | None:
+    """The target data of the newest `finetune` stage with `adapt:` among the stages before index `before`."""
+    for stage in reversed(recipe.stages[:before]):
+        if getattr(stage, "type", None) == "finetune" and stage.adapt is not None:
+            return stage.adapt.target
+    return None
+
+
 class FinetuneConfig(TrainingFields):
     type: Literal["finetune"] = Field(description="Fine-tune the current model on the target data.")
     method: Literal["full", "linear_probe", "lora", "adapter"] = Field(
@@ -132,6 +165,10 @@ class FinetuneConfig(TrainingFields):
         None, description="Distil from a teacher while fine-tuning, any method (logit, feature, attention KD). The "
                           "teacher predicts the same labels: an earlier artifact (default: the newest fine-tuned one) "
                           "or a saved edgetl model folder, e.g. a bigger model fine-tuned by another recipe.")
+    adapt: AdaptOptions | None = Field(
+        None, description="Unsupervised domain adaptation to unlabelled data of the deployment site, any method but "
+                          "linear_probe (adabn works with every method). Later stages can use the target data: "
+                          "`calibration_data: target` (quantize), `eval_data: target` (benchmark).")
 
     @field_validator("unfreeze")
     @classmethod
@@ -188,11 +225,54 @@ class FinetuneStage(Stage):
             from edgetl.distill.kd import kd_problems
 
             out += kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=True)
+        if cfg.adapt is not None:
+            out += self._adapt_problems(cfg.adapt, cfg, recipe, plan.task)
         needs_arch = (cfg.unfreeze or cfg.lr_groups or (cfg.method == "lora" and cfg.lora.targets)
                       or (cfg.method == "adapter" and cfg.adapter.targets))
         if needs_arch:
             out += self._arch_problems(cfg, recipe, plan.task)
         return out
+
+    def _adapt_problems(self, a: AdaptOptions, cfg: FinetuneConfig, recipe, task: str) -> list[str]:
+        from edgetl.data.datasets import TASKS, target_problems
+
+        out = []
+        if a.method != "adabn" and cfg.method == "linear_probe":
+            out.append(f"{self.field('adapt.method')}: {a.method} aligns features the backbone computes, but "
+                       "linear_probe freezes the backbone; use method: full, lora or adapter, or adapt.method: adabn")
+        if a.method == "adabn":
+            for key in ("weight", "layer"):
+                if getattr(a, key) is not None:
+                    out.append(f"{self.field('adapt.' + key)}: only used by coral, mmd and dann (adabn trains "
+                               "nothing); remove it")
+        if TASKS[a.target.name] != task:
+            out.append(f"{self.field('adapt.target.name')}: {a.target.name} is {TASKS[a.target.name]} data but the "
+                       f"recipe's data is {task}; the target must be the same kind of input from another place")
+        elif a.target == recipe.data:
+            out.append(f"{self.field('adapt.target')}: the target is the training data itself; give the "
+                       "deployment site's data")
+        out += [f"{self.field('adapt.target')}.{p.removeprefix('data.')}" for p in target_problems(a.target)]
+        if a.layer is not None or a.method == "adabn":
+            out += self._adapt_arch_problems(a, recipe, task)
+        return out
+
+    def _adapt_arch_problems(self, a: AdaptOptions, recipe, task: str) -> list[str]:
+        from torch import nn
+
+        from edgetl.finetune.arch import skeleton
+
+        module = skeleton(recipe.model, task)
+        if module is None:
+            return []  # not buildable offline: checked again when the stage runs
+        names = [n for n, _ in module.named_modules() if n]
+        if a.layer is not None and not any(n == a.layer or n.endswith("." + a.layer) for n in names):
+            out = [f"{self.field('adapt.layer')}: {a.layer!r} is not a module of {recipe.model.source} (top-level "
+                   f"modules: {', '.join(n for n, _ in module.named_children())})"]
+            return out
+        if a.method == "adabn" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+            return [f"{self.field('adapt.method')}: adabn re-estimates BatchNorm statistics, but "
+                    f"{recipe.model.source} has no BatchNorm layer; use coral, mmd or dann"]
+        return []
 
     def _arch_problems(self, cfg: FinetuneConfig, recipe, task: str) -> list[str]:
         from edgetl.finetune import adapters, lora
@@ -235,8 +315,20 @@ class FinetuneStage(Stage):
         teacher = teacher_name = None
         if cfg.kd is not None:
             teacher, teacher_name = load_teacher(ctx, cfg.kd.teacher)
-        outcome = run_method(cfg, model, data, seed, progress=ctx.progress, teacher=teacher,
-                             kd_cache=logit_cache_path(ctx, cfg.kd, teacher_name or ""))
+        kd_cache = logit_cache_path(ctx, cfg.kd, teacher_name or "")
+        adapt_facts = None
+        if cfg.adapt is None:
+            outcome = run_method(cfg, model, data, seed, progress=ctx.progress, teacher=teacher, kd_cache=kd_cache)
+        else:
+            from edgetl.data.datasets import load_target
+            from edgetl.finetune.domain import run_adapted
+
+            target = load_target(cfg.adapt.target)
+            outcome, adapt_facts = run_adapted(
+                cfg, model, data, target, seed,
+                train=lambda c, m: run_method(c, m, data, seed, progress=ctx.progress, teacher=teacher,
+                                              kd_cache=kd_cache, target_inputs=target.inputs))
+            outcome.facts["adapt"] = adapt_facts
         if teacher_name is not None:
             outcome.facts.setdefault("kd", {})["teacher"] = teacher_name
         result = outcome.result
@@ -251,10 +343,14 @@ class FinetuneStage(Stage):
             "history": result.history, "trainable_params": trainable, "total_params": total,
             "trainable_percent": pct, **outcome.facts,
         })
+        metrics = {"accuracy": result.best_accuracy, "accuracy_source": "torch eval during training"}
+        if adapt_facts is not None:  # adabn changes the model after training: its source accuracy is the one kept
+            metrics = {"accuracy": adapt_facts["source_accuracy"], "accuracy_source": "torch eval after adaptation",
+                       "target_accuracy": adapt_facts["target_accuracy"]}
         return [ctx.artifact(
-            self.artifact_name, "pytorch", "fp32", "model", parent=parent,
-            metrics={"accuracy": result.best_accuracy, "accuracy_source": "torch eval during training"},
+            self.artifact_name, "pytorch", "fp32", "model", parent=parent, metrics=metrics,
             info={"params": total, "trainable_params": trainable, "total_params": total, "method": cfg.method,
                   "trainable_percent": pct, "best_epoch": result.best_epoch, "train_seconds": result.seconds,
-                  **({"kd_teacher": teacher_name} if teacher_name else {})},
+                  **({"kd_teacher": teacher_name} if teacher_name else {}),
+                  **({"adapt": cfg.adapt.method} if cfg.adapt else {})},
         )]

@@ -68,6 +68,10 @@ class QuantizeConfig(TrainingFields):
         "`mse` for qat only).")
     percentile: float = Field(99.999, gt=90, le=100, description="calibration: percentile -> the percentile kept.")
     samples: int = Field(256, ge=1, le=100000, description="Training examples used for calibration (stratified).")
+    calibration_data: Literal["source", "target"] = Field(
+        "source", description="Where calibration examples come from: `source`: the recipe's training data; "
+        "`target`: the deployment site's inputs (`adapt.target` of the newest finetune stage before this one), a "
+        "random sample, no labels needed.")
     per_channel: bool = Field(True, description="Per-output-channel weight scales (recommended for CNNs).")
     op_types: list[str] | None = Field(
         None,
@@ -205,8 +209,32 @@ class QuantizeStage(Stage):
             if not cfg.per_channel:
                 problems.append(f"{self.field('per_channel')}: qat always uses per-channel weight scales (TensorRT's "
                                 "rule); remove `per_channel: false`")
+        if cfg.calibration_data == "target":
+            from edgetl.stages.finetune import adapt_target
+
+            if adapt_target(recipe, self.index) is None:
+                problems.append(f"{self.field('calibration_data')}: `target` means the target data of a finetune "
+                                "stage's `adapt:` before this stage, and there is none; add `adapt: {method: ..., "
+                                "target: ...}` to the finetune stage or use calibration_data: source")
         plan.available.append(("onnx", "int8"))
         return problems
+
+    def calibration_split(self, ctx: StageContext) -> Any:
+        """The calibration examples (a Split): a stratified sample of the training data, or with
+        `calibration_data: target` a random sample of the adaptation target's inputs (labels -1)."""
+        import numpy as np
+
+        from edgetl.data.datasets import Split, load_target, stratified_subset
+        from edgetl.stages.finetune import adapt_target
+
+        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        target_cfg = adapt_target(ctx.recipe, self.index) if cfg.calibration_data == "target" else None
+        if target_cfg is None:
+            data = ctx.data()
+            return data.train.take(stratified_subset(data.train.labels, cfg.samples, ctx.recipe.seed + 17))
+        inputs = load_target(target_cfg).inputs
+        idx = np.sort(np.random.default_rng(ctx.recipe.seed + 17).permutation(len(inputs))[: cfg.samples])
+        return Split(inputs, np.full(len(inputs), -1, dtype=np.int64)).take(idx)
 
     def artifact_names(self) -> dict[str, str]:
         cfg: QuantizeConfig = self.config  # type: ignore[assignment]
@@ -226,16 +254,13 @@ class QuantizeStage(Stage):
     def _ptq(self, ctx: StageContext, cfg: QuantizeConfig) -> list[Artifact]:
         from onnxruntime.quantization import QuantFormat, quantize_static
 
-        from edgetl.data.datasets import stratified_subset
         from edgetl.runtime.meta import read_onnx_meta, write_onnx_meta
 
         src_art = ctx.latest("onnx", "fp32")
         assert src_art is not None  # guaranteed by problems()
         src = ctx.path_of(src_art)
         meta = read_onnx_meta(src)
-        data = ctx.data()
-        idx = stratified_subset(data.train.labels, cfg.samples, ctx.recipe.seed + 17)
-        calib = data.train.take(idx)
+        calib = self.calibration_split(ctx)
         encode = meta.encoder()
         batch = 16
         # ONNX Runtime's histogram calibrators (percentile, entropy) stack every batch's outputs into one array, which
@@ -291,6 +316,7 @@ class QuantizeStage(Stage):
                 info = {
                     "params": src_art.info.get("params"), "opset": _opset(out), "method": cfg.method, "layout": layout,
                     "calibration": cfg.calibration, "calibration_samples": int(len(calib)),
+                    "calibration_data": cfg.calibration_data,
                     **({"calibration_padded_to": int(batches[0]["input_ids"].shape[1])} if pad_to_max else {}),
                     "per_channel": opts["per_channel"], "activation_type": opts["activation_type"].name,
                     "weight_type": opts["weight_type"].name, "reduce_range": opts["reduce_range"],
@@ -299,7 +325,7 @@ class QuantizeStage(Stage):
                 write_onnx_meta(out, labels=meta.labels, preprocessing=meta.preprocessing, task=meta.task, info=info)
                 if len(produced) == 0:
                     ctx.metrics.update({k: info[k] for k in ("method", "layout", "calibration", "calibration_samples",
-                                                             "qdq_nodes")})
+                                                             "calibration_data", "qdq_nodes")})
                 ctx.metrics.setdefault("layouts", {})[layout] = {"artifact": name, "qdq_nodes": info["qdq_nodes"]}
                 produced.append(ctx.artifact(name, "onnx", "int8", f"{folder.name}/model.onnx", parent=src_art.name,
                                              info=info))
