@@ -2,7 +2,7 @@
 
 Accuracy comes from running each deployed file on the eval split (never from the torch model); latency from
 interleaved timing with a fixed thread count, so the ratios between artifacts hold on a noisy machine. The
-measurement is `edgetl.bench.runner.run_benchmark`, the same code `edgetl bench` runs.
+measurement is `edgetl.benchmark`'s (edgetl/bench/api.py), the same code `edgetl bench` runs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from edgetl.bench.config import BenchmarkConfig
 from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
 from edgetl.stages.base import PlanState, Stage, StageContext
@@ -19,38 +20,18 @@ from edgetl.stages.base import PlanState, Stage, StageContext
 log = logging.getLogger(__name__)
 
 
-class BenchmarkConfig(StageConfig):
+class BenchmarkStageConfig(BenchmarkConfig, StageConfig):
     type: Literal["benchmark"] = Field(description="Measure accuracy and latency of every ONNX artifact so far.")
-    backend: Literal["ort-cpu", "ort-cuda", "ort-trt", "torch", "tensorrt"] = Field(
-        "ort-cpu", description="Runtime to measure on: ort-cpu (ONNX Runtime CPU), ort-cuda / ort-trt (ONNX Runtime GPU "
-        "providers), tensorrt (engines), torch (eager PyTorch artifacts).")
-    threads: int = Field(2, ge=1, le=256, description="intra-op threads of each session (fixed for comparable numbers).")
-    iterations: int = Field(200, ge=10, le=1_000_000, description="Timed iterations per artifact, at least.")
-    min_seconds: float = Field(0.0, ge=0, le=3600, description="Timed seconds per artifact, at least.")
-    warmup_seconds: float = Field(0.3, ge=0, le=600, description="Warm-up per artifact before timing, at least.")
-    batch_size: int = Field(1, ge=1, le=1024, description="Batch size of the latency measurement.")
-    throughput_batches: list[int] = Field(
-        default_factory=list, description="Extra batch sizes of an offline throughput sweep (e.g. [8, 32]); empty: none.")
-    accuracy: bool = Field(True, description="Measure accuracy of each artifact on the eval split.")
-    eval_batch_size: int = Field(64, ge=1, le=4096, description="Batch size of the accuracy pass.")
     eval_data: Literal["source", "target"] = Field(
         "source", description="Accuracy (and latency inputs) on `source`: the recipe's eval split, or `target`: the "
         "labelled eval split of the adaptation target (`adapt.target` of the newest finetune stage before this one).")
     artifacts: list[str] | None = Field(None, description="Artifact names to measure (default: every ONNX artifact).")
 
 
-def latency_inputs(meta, data, batch_size: int) -> dict[str, Any]:
-    """Real eval examples as the latency input; text is padded to max_length (the deployed worst case)."""
-    raw = data.eval.inputs[:batch_size]
-    encode = meta.encoder()
-    if meta.task == "text":
-        return encode(raw, pad_to_max=True)
-    return encode(raw)
-
-
-def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Artifact], index: int | None = None
+def measure_artifacts(ctx: StageContext, cfg: BenchmarkStageConfig, targets: list[Artifact], index: int | None = None
                       ) -> dict[str, dict[str, Any]]:
-    from edgetl.bench.runner import BenchOptions, run_benchmark, target_from_path
+    from edgetl.bench.api import measure
+    from edgetl.bench.runner import target_from_path
 
     data = ctx.data()
     eval_split, label_names = data.eval, data.label_names
@@ -69,30 +50,20 @@ def measure_artifacts(ctx: StageContext, cfg: BenchmarkConfig, targets: list[Art
         t = target_from_path(ctx.path_of(art), name=art.name)[0]
         t.precision = art.precision
         bench_targets.append(t)
-    batches = [cfg.batch_size] + [b for b in cfg.throughput_batches if b != cfg.batch_size]
-    opts = BenchOptions(backends=[cfg.backend], batches=batches, threads=cfg.threads, iterations=cfg.iterations,
-                        min_seconds=cfg.min_seconds, warmup_seconds=cfg.warmup_seconds, seed=ctx.recipe.seed,
-                        eval_batch_size=cfg.eval_batch_size, accuracy=cfg.accuracy)
-    task = ctx.progress.add_task("benchmark", total=None) if ctx.progress else None
-    try:
-        result = run_benchmark(bench_targets, opts, eval_split=eval_split, label_names=label_names,
-                               on_round=(lambda msg: ctx.progress.update(task, description=f"benchmark {msg}"))
-                               if task is not None else None)
-    finally:
-        if task is not None:
-            ctx.progress.remove_task(task)
+    result = measure(bench_targets, cfg, eval_split=eval_split, label_names=label_names, seed=ctx.recipe.seed,
+                     progress=ctx.progress)
     ctx.metrics["machine_fingerprint"] = result["machine_fingerprint"]
     ctx.metrics["peak_rss_mb"] = result["peak_rss_mb"]
     if cfg.eval_data == "target":
         ctx.metrics["eval_data"] = "target"
-        for row in result["results"]:
+        for row in result["results"].values():
             row["eval_data"] = "target"
-    return {row["model"]: row for row in result["results"]}
+    return result["results"]
 
 
 class BenchmarkStage(Stage):
     type = "benchmark"
-    Config = BenchmarkConfig
+    Config = BenchmarkStageConfig
     default_name = "benchmark"
 
     def _formats(self) -> tuple[str, ...]:
