@@ -31,6 +31,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 PASS_THROUGH = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
+# what the onnxruntime layout of an image model quantizes: ops ONNX Runtime runs in int8 on the trained ranges or
+# by moving data, Relu/Clip (folded into the range of the Q after the conv) and the linear Add / average pools,
+# whose calibrated ranges its QLinearConv/QLinearAdd need. Not the other non-linearities (Sigmoid, Mul of
+# Swish/SiLU or squeeze-excite, LeakyRelu, Softmax, normalizations): ONNX Runtime cannot fold them into a conv, so it
+# would round their inputs and outputs too, above all the pre-activation conv output, on calibrated ranges far
+# wider than the trained range after the activation (EfficientNet-Lite0 with Swish, 64 px: top-1 agreement with the
+# fake-quant model 0.91 with those roundings, 0.96 without; a conv that feeds such an op then runs as a float conv).
+IMAGE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Relu", "Clip", "Pad", "MaxPool", "AveragePool",
+             "GlobalAveragePool", "Concat", "Split", "Slice", "Resize", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+             "Transpose")
 
 
 @dataclass
@@ -38,6 +48,8 @@ class Stripped:
     model: Any  # onnx.ModelProto, float
     act_scales: dict[str, float] = field(default_factory=dict)  # tensor name -> trained per-tensor scale
     nonnegative: set[str] = field(default_factory=set)  # tensors produced by Relu / Clip(min >= 0)
+    # nonnegative tensor -> (output of the Relu/Clip it comes from, that activation's min and max)
+    activations: dict[str, tuple[str, float, float]] = field(default_factory=dict)
     float_nodes: list[str] = field(default_factory=list)  # weighted nodes the QAT model kept in float
     quantized_nodes: list[str] = field(default_factory=list)  # weighted nodes with Q/DQ on their inputs
 
@@ -202,20 +214,42 @@ def strip_qdq(path: Path) -> Stripped:
     graph.value_info.extend(v for v in model.graph.value_info if v.name in produced)
     stripped = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     out.model = stripped
-    # which quantized tensors can never be negative (the u8 range then starts at 0)
+    # which quantized tensors can never be negative (the u8 range then starts at 0), also behind the zero padding
+    # of "same"-padded strided convs (EfficientNet): ONNX Runtime drops the Relu/Clip in front of a quantized tensor
+    # whatever its range, so a range with negatives there would let negative conv outputs through
     new_producers = {o: n for n in kept for o in n.output}
     for name in out.act_scales:
         p = new_producers.get(name)
+        while p is not None and keeps_values(p, consts):
+            p = new_producers.get(p.input[0])
         if p is not None and p.op_type == "Relu":
             out.nonnegative.add(name)
+            out.activations[name] = (p.output[0], 0.0, float("inf"))
         elif p is not None and p.op_type == "Clip" and len(p.input) > 1 and p.input[1]:
             lo = consts.get(p.input[1])
-            if lo is not None and float(np.asarray(lo).reshape(-1)[0]) >= 0:
+            hi = consts.get(p.input[2]) if len(p.input) > 2 and p.input[2] else np.inf
+            if lo is not None and hi is not None and float(np.asarray(lo).reshape(-1)[0]) >= 0:
                 out.nonnegative.add(name)
+                out.activations[name] = (p.output[0], float(np.asarray(lo).reshape(-1)[0]),
+                                         float(np.asarray(hi).reshape(-1)[0]))
     out.float_nodes = float_nodes
     out.quantized_nodes = [n.name for n in model.graph.node
                            if n.op_type in WEIGHTED_OPS and n.name not in float_nodes and _has_weight(n, consts, producers)]
     return out
+
+
+def keeps_values(node, consts: dict[str, np.ndarray]) -> bool:
+    """Whether every output value of `node` is one of its first input's values or 0 (shape-only ops, Pad with
+    zeros or copies of the border): a range trained on the output then fits the input too, as does `never negative`."""
+    if node.op_type in PASS_THROUGH:
+        return True
+    if node.op_type != "Pad":
+        return False
+    mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+    if mode != "constant":
+        return mode in ("reflect", "edge", "wrap")
+    value = node.input[2] if len(node.input) > 2 else ""
+    return not value or (value in consts and not np.any(consts[value]))
 
 
 def _has_weight(node, consts, producers) -> bool:
@@ -250,25 +284,36 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
     stripped = strip_qdq(trt_path)
     float_path = out_path.with_name("float-from-qat.onnx")
     onnx.save(stripped.model, str(float_path))
-    overrides = {}
-    for name, s in stripped.act_scales.items():
-        lo = 0.0 if name in stripped.nonnegative else -128.0 * s
-        overrides[name] = [{"rmin": np.float32(lo), "rmax": np.float32(127.0 * s)}]  # numpy: ORT calls .dtype
-    # a trained range also holds for the input of a shape-only op in front of the trained tensor (the pooled
-    # features before Flatten/Reshape -> Gemm): otherwise ONNX Runtime quantizes that tensor with a calibrated
-    # range of its own and the head input is rounded twice, once on a grid QAT never saw
+    act_dtype = onnx.helper.tensor_dtype_to_np_dtype(activation_type.tensor_type)
+    qmin = int(np.iinfo(act_dtype).min)
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for name, s in stripped.act_scales.items():  # (numpy values: ONNX Runtime calls .dtype on them)
+        if name in stripped.nonnegative:
+            # QAT's own grid, step s from 0 (ONNX Runtime would spread 0..127 s over all 256 levels, step 127 s / 255:
+            # different roundings, which the large BN-folded depthwise weights of EfficientNet amplify); the 128
+            # levels QAT clamps to are restored by clamp_levels below
+            overrides[name] = [{"scale": np.array(s, np.float32), "zero_point": np.array(qmin, act_dtype)}]
+        else:  # -128 s .. 127 s over 256 levels: step s, exactly QAT's grid
+            overrides[name] = [{"rmin": np.float32(-128.0 * s), "rmax": np.float32(127.0 * s)}]
+    # a trained range also holds for the input of a shape-only op or zero Pad in front of the trained tensor (the
+    # pooled features before Flatten/Reshape -> Gemm, the activation before the "same" padding of a strided conv):
+    # otherwise ONNX Runtime quantizes that tensor with a calibrated range of its own, and either rounds twice,
+    # once on a grid QAT never saw, or (Pad) gives the padded tensor the input's calibrated grid instead
     producers = {o: n for n in stripped.model.graph.node for o in n.output}
+    consts = _const(stripped.model)
     for name in list(overrides):
         node = producers.get(name)
-        while node is not None and node.op_type in PASS_THROUGH and node.input[0] not in overrides:
+        while node is not None and keeps_values(node, consts) and node.input[0] not in overrides:
             overrides[node.input[0]] = overrides[name]
             node = producers.get(node.input[0])
     graph_inputs = {i.name for i in stripped.model.graph.input}
     batches = [{k: v for k, v in b.items() if k in graph_inputs} for b in calib_batches]
     # text: quantize exactly the layers QAT trained (ONNX Runtime would also quantize the attention MatMuls,
-    # activation x activation, on calibrated ranges QAT never simulated); images: everything ONNX Runtime can,
-    # because its fast kernels need Q/DQ around Add/pooling too
+    # activation x activation, on calibrated ranges QAT never simulated); images: the ops of IMAGE_OPS, because
+    # ONNX Runtime's fast kernels need Q/DQ around Add/pooling too
     nodes = stripped.quantized_nodes if task == "text" else None
+    if op_types is None and task != "text":
+        op_types = list(IMAGE_OPS)
     root = logging.getLogger()
     level = root.level
     # ONNX Runtime warns on the root logger that the model was not pre-processed: this float graph is the
@@ -285,14 +330,118 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         float_path.unlink(missing_ok=True)
     dropped = rewired = 0
     shielded = shield_float_nodes(out_path, stripped.float_nodes) if stripped.float_nodes else 0
+    float_outputs = float_graph_outputs(out_path)
     if task == "text":
         dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
         rewired = float_side_consumers(out_path)
+    else:
+        # the ops left float read float tensors, as in the fake-quant model: ONNX Runtime's quantizer puts a Q/DQ
+        # on every conv output, so a conv feeding a Sigmoid (Swish, squeeze-excite gates) would otherwise still
+        # round its pre-activation output on a calibrated grid; without readers that Q/DQ goes, the conv stays float
+        from edgetl.quant.ptq_fallback import read_float_inputs
+
+        graph = onnx.load(str(out_path), load_external_data=False).graph
+        rewired = read_float_inputs(out_path, [n.name for n in graph.node if n.name and n.op_type not in (
+            *op_types, "QuantizeLinear", "DequantizeLinear")])
+    levels = {}
+    for act_out, lo, hi in stripped.activations.values():
+        given = overrides.get(act_out, [{}])[0]
+        if "scale" not in given:
+            continue
+        s = given["scale"]  # (the grid the Q after the removed Relu/Clip uses, of this tensor or the one it is padded to)
+        top = 127 if not np.isfinite(hi) else min(127, int(np.rint(np.float32(hi) / s)))
+        levels[act_out] = (qmin + max(0, int(np.rint(np.float32(lo) / s))), qmin + top)
+    clamped = clamp_levels(out_path, levels)
     return {"trained_ranges": len(stripped.act_scales),
             "ranges_through_shape_ops": len(overrides) - len(stripped.act_scales),
             "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
             "float_consumers_restored": rewired, "float_nodes_shielded": shielded,
-            "quantized_nodes": len(stripped.quantized_nodes)}
+            "quantized_nodes": len(stripped.quantized_nodes), "op_types": op_types, "clamped_activations": clamped,
+            "float_graph_outputs": float_outputs,
+            # (text: ONNX Runtime fuses DQ -> MatMul without a Q after it into an integer MatMul, see above)
+            "float_output_layers": float_output_layers(out_path) if task != "text" else []}
+
+
+def float_graph_outputs(path: Path) -> int:
+    """Give the graph outputs (logits) back their float values. ONNX Runtime's quantizer puts a Q/DQ pair on the
+    output of the last Gemm with a range calibrated on the calibration examples only: logits the fake-quant model
+    leaves float get rounded, and clipped on examples outside that range (several logits off by > 10 on
+    EfficientNet-Lite). The producer writes the output name itself again. Returns how many outputs."""
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer, consumers = _graph_index(g)
+    drop = []
+    for out in g.output:
+        dq = producer.get(out.name)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        src = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+        if src is None or len(consumers.get(q.input[0], [])) != 1 or len(consumers.get(q.output[0], [])) != 1:
+            continue
+        src.output[:] = [out.name if o == q.input[0] else o for o in src.output]
+        drop += [q, dq]
+    if drop:
+        _remove_nodes(g, drop, {})
+        onnx.save(model, str(path))
+    return len(drop) // 2
+
+
+def clamp_levels(path: Path, levels: dict[str, tuple[int, int]]) -> int:
+    """Clip the integer output of each QuantizeLinear of a tensor in `levels` to those levels. ONNX Runtime's
+    quantizer removes a Relu/Clip in front of a quantized tensor and lets the Q's range do the clipping, which only
+    works when the range is the activation's: with QAT's grid (step s, zero point at the lowest level) the Q reaches
+    255 s, while the fake-quant model clamps at min(Clip max, 127 s). An integer Clip on the Q's output restores
+    exactly that; ONNX Runtime still fuses the conv and Q before it into QLinearConv. Returns how many were added."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    g = model.graph
+    _, consumers = _graph_index(g)
+    consts = _const(model)
+    outputs = {o.name for o in g.output}
+    added = 0
+    for q in list(g.node):
+        if q.op_type != "QuantizeLinear" or q.input[0] not in levels or q.output[0] in outputs:
+            continue
+        dtype = consts[q.input[2]].dtype if len(q.input) > 2 and q.input[2] in consts else np.dtype(np.uint8)
+        lo, hi = levels[q.input[0]]
+        info = np.iinfo(dtype)
+        if lo <= info.min and hi >= info.max:
+            continue
+        base = f"{q.output[0]}_levels"
+        g.initializer.extend([numpy_helper.from_array(np.array(max(lo, info.min), dtype), base + "_min"),
+                              numpy_helper.from_array(np.array(min(hi, info.max), dtype), base + "_max")])
+        for c in consumers.get(q.output[0], []):
+            c.input[:] = [base if x == q.output[0] else x for x in c.input]
+        g.node.insert(list(g.node).index(q) + 1,
+                      helper.make_node("Clip", [q.output[0], base + "_min", base + "_max"], [base], name=base))
+        added += 1
+    if added:
+        onnx.save(model, str(path))
+    return added
+
+
+def float_output_layers(path: Path) -> list[str]:
+    """Quantized conv/linear nodes of the onnxruntime layout whose output stays float (no QuantizeLinear reads it):
+    ONNX Runtime cannot fuse them into QLinearConv/QLinearMatMul and runs them as float layers on dequantized
+    int8 inputs. An image model has them where a conv feeds an activation other than Relu/Clip (see IMAGE_OPS)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    producer, consumers = _graph_index(model.graph)
+    outputs = {o.name for o in model.graph.output}
+    found = []
+    for n in model.graph.node:
+        if n.op_type not in WEIGHTED_OPS or n.output[0] in outputs:
+            continue
+        dq = producer.get(n.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue  # a float layer (fallback) or one on float inputs: nothing to fuse
+        if not any(c.op_type == "QuantizeLinear" for c in consumers.get(n.output[0], [])):
+            found.append(n.name)
+    return found
 
 
 def float_side_consumers(path: Path) -> int:
