@@ -472,13 +472,14 @@ def load_target(cfg: DataConfig) -> TargetData:
     if not files:
         raise DataError(f"imagefolder {cfg.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     skipped: list[str] = []
-    inputs = _decode_all(files, np.zeros(len(files), np.int64), cfg.skip_corrupt, skipped).inputs
-    if cfg.train_limit and cfg.train_limit < len(inputs):
-        inputs = inputs[np.sort(np.random.default_rng(cfg.split_seed).permutation(len(inputs))[: cfg.train_limit])]
+    target = _decode_all(files, np.zeros(len(files), np.int64), cfg.skip_corrupt, skipped, cfg)
+    if cfg.train_limit and cfg.train_limit < len(target):
+        target = target.take(np.sort(np.random.default_rng(cfg.split_seed).permutation(len(target))[: cfg.train_limit]))
+    inputs = target.inputs
     evals, names = None, None
     if cfg.eval_path:
         names, ev_files, ev_y = _read_class_folders(Path(cfg.eval_path))
-        evals = _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped)
+        evals = _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped, cfg)
         if cfg.eval_limit:
             evals = evals.take(stratified_subset(evals.labels, cfg.eval_limit, cfg.split_seed + 1))
     log.info("target data %s: %d unlabelled images%s", cfg.path, len(inputs),

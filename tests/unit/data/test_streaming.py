@@ -156,3 +156,18 @@ def test_a_csv_over_the_budget_reads_the_same_texts_from_the_file(tmp_path):
     assert "a text, with a comma\nand a second line" in list(streamed.train.inputs) + list(streamed.eval.inputs)
     (x_s, _), (x_h, _) = next(iter_batches(streamed.train, 5, True, 1)), next(iter_batches(held.train, 5, True, 1))
     assert x_s == x_h
+
+
+def test_unlabelled_target_images_over_the_budget_stay_on_disk_with_the_same_subset(tmp_path):
+    from edgetl.data.datasets import load_target
+
+    site = tmp_path / "site"
+    site.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(site / f"{i}.png")
+    _age(site)
+    held = load_target(DataConfig(name="imagefolder", path=str(site), train_limit=12))
+    streamed = load_target(DataConfig(name="imagefolder", path=str(site), train_limit=12, stream_above_mb=0))
+    assert isinstance(streamed.inputs, ImageFiles) and len(streamed.inputs) == 12
+    assert np.array_equal(streamed.inputs[:], held.inputs)
