@@ -15,6 +15,14 @@ def batchnorm_layers(module: nn.Module) -> dict[str, _BatchNorm]:
     return {n: m for n, m in module.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats}
 
 
+def _running(m: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(running_mean, running_var, num_batches_tracked): present on every layer batchnorm_layers() returns."""
+    mean, var, count = m.running_mean, m.running_var, m.num_batches_tracked
+    if mean is None or var is None or count is None:
+        raise ValueError(f"{type(m).__name__} keeps no running statistics")
+    return mean, var, count
+
+
 @torch.no_grad()
 def adabn(module: nn.Module, batches: Iterable[dict[str, torch.Tensor] | torch.Tensor]) -> dict[str, Any]:
     """Set every BatchNorm layer's running mean and variance to the statistics of its input over `batches`
@@ -39,9 +47,7 @@ def adabn(module: nn.Module, batches: Iterable[dict[str, torch.Tensor] | torch.T
         return hook
 
     modes = {n: m.training for n, m in module.named_modules()}
-    before = {n: m.running_mean.clone() for n, m in layers.items()}
-    saved = {n: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-             for n, m in layers.items()}
+    saved = {n: tuple(t.clone() for t in _running(m)) for n, m in layers.items()}
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers.items()]
     examples = 0
     try:
@@ -64,16 +70,16 @@ def adabn(module: nn.Module, batches: Iterable[dict[str, torch.Tensor] | torch.T
             m.train(modes.get(n, m.training))
     shift = 0.0
     for n, m in layers.items():
+        running = _running(m)
         count, total, squares = acc[n]
         if count < 2:  # no data reached this layer: keep what it had (the train-mode pass changed it)
-            m.running_mean.copy_(saved[n][0])
-            m.running_var.copy_(saved[n][1])
-            m.num_batches_tracked.copy_(saved[n][2])
+            for now, kept in zip(running, saved[n], strict=True):
+                now.copy_(kept)
             continue
         mean = total / count
         var = (squares - count * mean * mean) / (count - 1)
-        m.running_mean.copy_(mean.to(m.running_mean.dtype))
-        m.running_var.copy_(var.clamp_min(0).to(m.running_var.dtype))
-        shift += float((m.running_mean - before[n]).abs().mean())
+        running[0].copy_(mean.to(running[0].dtype))
+        running[1].copy_(var.clamp_min(0).to(running[1].dtype))
+        shift += float((running[0] - saved[n][0]).abs().mean())
     return {"batchnorm_layers": len(layers), "examples": examples,
             "mean_abs_running_mean_change": round(shift / max(len(layers), 1), 6)}

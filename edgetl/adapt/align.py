@@ -141,9 +141,10 @@ class DomainAlignment:
             module.train(was)
 
     def _new_tap(self, module: nn.Module) -> FeatureTap:
-        if self.head is not None:
-            return FeatureTap(module.get_submodule(find_layer(module, self.head)), inputs=True)
-        return FeatureTap(module.get_submodule(find_layer(module, self.layer)))
+        name = self.head if self.head is not None else self.layer
+        if name is None:
+            raise ValueError("no layer to tap")
+        return FeatureTap(module.get_submodule(find_layer(module, name)), inputs=self.head is not None)
 
     def attach_model(self, module: nn.Module) -> None:
         if self._tap is not None:
@@ -173,11 +174,12 @@ class DomainAlignment:
             loss = coral_loss(source, target)
         elif self.method == "mmd":
             loss = mmd_loss(source, target)
-        else:
-            if self.classifier is not None:
-                self.classifier.train(self._module.training)
+        elif self.classifier is not None:
+            self.classifier.train(self._module.training)
             loss, acc = dann_loss(self.classifier, source, target, self.coefficient)
             self._sums["domain_accuracy"] += acc
+        else:
+            raise RuntimeError("dann without a domain classifier")
         self.calls += 1
         self._sums["loss"] += float(loss.detach())
         return self.weight * loss

@@ -34,7 +34,9 @@ def mmd_loss(source: torch.Tensor, target: torch.Tensor, kernels: int = 5, base:
     n = x.shape[0]
     mean_d2 = d2.detach().sum() / max(n * (n - 1), 1)
     g0 = 1.0 / mean_d2.clamp_min(1e-12)
-    k = sum(torch.exp(-d2 * (g0 * base ** (u - kernels // 2))) for u in range(kernels))
+    k = torch.zeros_like(d2)
+    for u in range(kernels):
+        k = k + torch.exp(-d2 * (g0 * base ** (u - kernels // 2)))
     ns = source.shape[0]
     return k[:ns, :ns].mean() + k[ns:, ns:].mean() - 2.0 * k[:ns, ns:].mean()
 

@@ -42,7 +42,7 @@ def _accuracy(model: EdgeModel, split: Split | None) -> float | None:
 
 def check_labels(target: TargetData, data: DataBundle) -> None:
     if target.eval is not None and target.label_names != data.label_names:
-        raise DataError(f"adapt.target: its labels {target.label_names[:10]} are not the training data's "
+        raise DataError(f"adapt.target: its labels {(target.label_names or [])[:10]} are not the training data's "
                         f"{data.label_names[:10]}; target accuracy can only be measured on the same classes",
                         hint="give the target's class folders the training data's class names, or leave its "
                              "images unlabelled (directly in the folder, no class folders)")
