@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SIZE_HINT = 256  # images of mixed shapes are brought to one square side, at most this, so they batch
 SCAN_VERSION = 1
+PARALLEL_FROM = 256  # files; fewer decode faster in this process than a worker pool starts
 RACY_NS = 2_000_000_000  # a file written this recently may change again within one mtime tick: not cached
 
 
@@ -240,7 +241,9 @@ def read_images(files: Sequence[Path], *, skip_corrupt: bool, skipped: list[str]
             return _streamed(paths, shapes, workers)
     shapes = np.full((n, 2), -1, np.int32)
     arrays: list[np.ndarray] = []
-    pool = multiprocessing.get_context().Pool(min(workers, os.cpu_count() or 1)) if workers and n > 64 else None
+    # a pool pays for itself past a few hundred files; a daemonic process (itself a pool worker) may not have one
+    parallel = workers and n > PARALLEL_FROM and not multiprocessing.current_process().daemon
+    pool = multiprocessing.get_context().Pool(min(workers, os.cpu_count() or 1)) if parallel else None
     try:
         work = _decoded_shape if stream else decode_image
         # in order, so without skip_corrupt the first bad file in the listing is the one named
