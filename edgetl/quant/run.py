@@ -225,8 +225,13 @@ def derive_ort(ctx, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict
                                  reduce_range=opts["reduce_range"], per_channel=True)
     except Exception as exc:
         raise StageError(f"deriving the onnxruntime layout failed: {type(exc).__name__}: {exc}") from exc
+    if res["float_output_layers"]:
+        log.info("onnxruntime layout: %d quantized layers keep a float output (they feed an activation ONNX Runtime "
+                 "cannot fuse into its int8 conv, e.g. Swish) and run as float layers on int8 inputs",
+                 len(res["float_output_layers"]))
     return out, {"activation_type": opts["activation_type"].name, "weight_type": opts["weight_type"].name,
-                 "reduce_range": opts["reduce_range"], "op_types": opts["op_types_to_quantize"],
+                 "reduce_range": opts["reduce_range"], "op_types": res["op_types"],
+                 "float_output_layers": res["float_output_layers"],
                  "trained_ranges": res["trained_ranges"], "float_nodes": res["float_nodes"],
                  "derived_from": "tensorrt layout (same weights and trained activation ranges)"}
 
