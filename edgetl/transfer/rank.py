@@ -44,6 +44,15 @@ class CandidateScore:
         return cls(**data)
 
 
+def hscore_saturated(samples: int, dims: int) -> str | None:
+    """Why the plain H-score says nothing here, or None: with no more samples than feature dimensions the
+    features' covariance is singular and its pseudo-inverse makes every model score classes - 1."""
+    if samples > dims:
+        return None
+    return (f"{samples} samples <= {dims} feature dimensions: H-score is classes - 1 for any features "
+            "(use hscore_reg)")
+
+
 def score_features(features: np.ndarray, labels: np.ndarray, source_probs: np.ndarray | None,
                    metrics: Iterable[str] = METRICS, no_head_reason: str = "no source classifier"
                    ) -> tuple[dict[str, float], dict[str, str]]:
@@ -63,7 +72,10 @@ def score_features(features: np.ndarray, labels: np.ndarray, source_probs: np.nd
         elif metric == "logme":
             values[metric] = scores.logme(features, labels)
         elif metric == "hscore":
-            values[metric] = scores.h_score(features, labels)
+            if why := hscore_saturated(*np.shape(features)):
+                skipped[metric] = why
+            else:
+                values[metric] = scores.h_score(features, labels)
         else:
             values[metric] = scores.h_score(features, labels, shrinkage=True)
     return values, skipped

@@ -112,3 +112,10 @@ def test_hf_checkpoints_score_with_their_own_head_and_bare_backbones_have_none(t
     bare = f"hf:{tmp_path / 'backbone'}"
     none = source_head(bare, load_source(ModelConfig(source=bare), "image", ["a", "b", "c"]))
     assert none.module is None and "no trained classifier" in none.note
+
+
+def test_plain_h_score_is_skipped_where_it_saturates_and_the_shrunk_one_is_kept():
+    rs = np.random.RandomState(0)
+    y = np.arange(20) % 4
+    values, skipped = score_features(rs.randn(20, 50), y, None, ["hscore", "hscore_reg"])
+    assert "20 samples <= 50 feature dimensions" in skipped["hscore"] and "hscore_reg" in values
