@@ -95,6 +95,8 @@ def source_head(source: str, model: EdgeModel, *, pretrained: bool = True, revis
         return _checkpoint_head(weights_path(source), "_fc.", source)
     if source.startswith("hf:"):
         return _hf_head(source[3:], model, revision, trust_remote_code)
+    if source.startswith("python:"):  # the factory builds the head for the data's labels: nothing to reuse
+        return SourceHead(None, "a python: factory's model has no source classifier of its own")
     from edgetl.models.zoo import ZOO
 
     if source in ZOO:

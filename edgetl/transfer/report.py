@@ -57,9 +57,10 @@ def ranking_lines(result: dict[str, Any]) -> list[str]:
                          f"{a['best_model']} | {'yes' if a['top_pick_is_best'] else 'no'} | "
                          f"{a['top_pick_gap_points']:.2f} |")
         if verify.get("cost_share") is not None:
-            lines += ["", f"Ranking took {result['seconds']['scoring_total']:.1f} s (loading, features, scores; "
-                          f"latency timing {result['seconds']['latency']:.1f} s more), fine-tuning every candidate "
-                          f"{verify['finetune_seconds_total']:.1f} s: the ranking costs "
+            timing = result["seconds"]["latency"]
+            lines += ["", f"Ranking took {result['seconds']['scoring_total']:.1f} s (loading, features, scores"
+                          + (f"; latency timing {timing:.1f} s more" if timing else "") + "), fine-tuning every "
+                          f"candidate {verify['finetune_seconds_total']:.1f} s: the ranking costs "
                           f"{100 * verify['cost_share']:.1f} % of that."]
     return lines
 
