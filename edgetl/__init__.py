@@ -22,12 +22,14 @@ from edgetl.errors import (  # noqa: E402
 # the public technique functions, imported on first use: name -> "module:function". Where a package has the
 # function's name (edgetl.prune), the package itself is callable (edgetl/_technique.py) and is what you get.
 API = {
+    "finetune": "edgetl.finetune.api:finetune",
     "prune": "edgetl.prune.api:prune",
     "distill": "edgetl.distill.api:distill",
     "export_onnx": "edgetl.export.onnx:export_onnx",
     "benchmark": "edgetl.bench.api:benchmark",
     "bundle": "edgetl.bundle.api:bundle",
     "Result": "edgetl.result:Result",
+    "FinetuneConfig": "edgetl.finetune.config:FinetuneConfig",
     "PruneConfig": "edgetl.prune.config:PruneConfig",
     "ExportConfig": "edgetl.export.config:ExportConfig",
     "KDConfig": "edgetl.distill.config:KDConfig",

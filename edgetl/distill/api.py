@@ -46,6 +46,11 @@ def distill(student: Any, teacher: Any, train: Any, eval_data: Any = None,
                           "into", hint="set keep_layers or student_model, or distil into another (e.g. pruned) model")
     student, kind = _student(student, teacher, cfg, data, field_prefix)
     student = edge_model(student, label_names=teacher.label_names, task=data.task)
+    if student.num_labels != teacher.num_labels:
+        from edgetl.errors import ModelError
+
+        raise ModelError(f"the student {student.source} predicts {student.num_labels} labels, the teacher "
+                         f"{teacher.source} {teacher.num_labels}", hint="distil between models of the same labels")
     t_macs, t_params = model_macs(teacher)
     s_macs0, s_params0 = model_macs(student)
     acc_teacher = evaluate(teacher, data.eval, metric=metric)

@@ -140,6 +140,9 @@ def _skeleton(model_cfg: Any, task: str) -> nn.Module | None:
         return build({"kind": "zoo", "name": src, "num_labels": 2, "image_size": model_cfg.input_size or entry.default_size}, {})
     if src.startswith("hf:"):
         return _hf_skeleton(src[3:], task, local_only=True, pooling=model_cfg.pooling)
+    if src.startswith("python:"):  # the user's factory, called without pretrained weights
+        kwargs = {k: v for k in ("input_size", "max_length") if (v := getattr(model_cfg, k)) is not None}
+        return build({"kind": "python", "factory": src, "num_labels": 2, "kwargs": kwargs}, {})
     folder = Path(src)
     meta = json.loads((folder / "model.json").read_text())
     files = {n: folder / n for n in meta.get("files", [])}

@@ -40,9 +40,11 @@ def _under(name: str, prefix: str) -> bool:
 
 
 def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress=None,
-               teacher: EdgeModel | None = None, kd_cache: Any = None, target_inputs: Any = None) -> Outcome:
+               teacher: EdgeModel | None = None, kd_cache: Any = None, target_inputs: Any = None,
+               loss: Callable | None = None, metric: Callable | None = None) -> Outcome:
     """Train `model` in place by `cfg.method`; with `cfg.kd` and a `teacher`, KD terms join the loss; with a
-    coral/mmd/dann `cfg.adapt`, a domain alignment term on `target_inputs` (unlabelled) does."""
+    coral/mmd/dann `cfg.adapt`, a domain alignment term on `target_inputs` (unlabelled) does. `loss` and
+    `metric` replace cross-entropy and top-1 accuracy (TrainSettings)."""
     head = head_name(model.module)
     fisher_loader = None
     if cfg.forgetting is not None and cfg.forgetting.fisher_data is not None:
@@ -52,6 +54,7 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
     forgetting = cfg.forgetting.model_copy(update={"weight": cfg.forgetting.effective_weight}) if cfg.forgetting else None
     terms, facts, cleanup = build_terms(forgetting, model, head, data.train, seed, fisher_loader)
     settings = cfg.settings(seed)
+    settings.loss, settings.metric = loss, metric
     common = {"augment": make_augment(cfg.augment), "progress": progress, "description": f"finetune {cfg.method}"}
     kd = align = None
     try:
@@ -60,7 +63,7 @@ def run_method(cfg: Any, model: EdgeModel, data: DataBundle, seed: int, progress
 
             # built before LoRA/adapters wrap the model: hooks sit on the base modules, which peft keeps
             kd = build_kd(cfg.kd, teacher, model, label_smoothing=settings.label_smoothing, cache_path=kd_cache,
-                          field_path="kd")
+                          field_path="kd", task_loss=loss)
             terms = [*terms, *kd.terms]
             common["extra_params"] = kd.projector_params()
             common["description"] += " + KD"

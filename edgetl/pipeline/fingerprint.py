@@ -93,7 +93,8 @@ def local_model_folder(source: str) -> Path | None:
 
 
 def recipe_fingerprint(recipe, cache: HashCache) -> dict[str, Any]:
-    """The edgetl version, and the content of the recipe's user data and local model folder."""
+    """The edgetl version, and the content of the recipe's user data and local model folder (or the file of
+its `python:` factory)."""
     out: dict[str, Any] = {"edgetl": _version()}
     data = recipe.data
     if data.name in USER_DATA:
@@ -102,6 +103,12 @@ def recipe_fingerprint(recipe, cache: HashCache) -> dict[str, Any]:
     folder = local_model_folder(recipe.model.source)
     if folder is not None:
         out["model"] = path_fingerprint(folder, cache)
+    if recipe.model.source.startswith("python:"):  # an edited factory reruns the stages
+        from edgetl.models.custom import factory_file
+
+        path = factory_file(recipe.model.source)
+        if path is not None:
+            out["model"] = path_fingerprint(path, cache)
     return out
 
 

@@ -36,7 +36,7 @@ def prune(model: Any, train: Any, eval_data: Any = None, config: PruneConfig | d
     kd_cache: file of the teacher-logit cache (`kd.cache`). field_prefix: prefixed to config field names in
     error messages (the recipe stage passes `stages.N.`).
     Returns Result(model, out folder, metrics) with the metrics report.json shows for a prune stage."""
-    from edgetl.errors import RecipeError
+    from edgetl.errors import EdgetlError, RecipeError
     from edgetl.models.macs import model_macs
     from edgetl.prune.structured import PruneError, StructuredPruner, layer_widths, taylor_gradients
     from edgetl.prune.transformer import layer_summary, sync_hf_config
@@ -64,14 +64,22 @@ def prune(model: Any, train: Any, eval_data: Any = None, config: PruneConfig | d
         fixed = cfg.target.kind == "ratio"
         gradient_fn = (taylor_gradients(model, data.train, cfg.taylor_batches, cfg.batch_size, seed, loss)
                        if cfg.importance == "taylor" else None)
-        pruner = StructuredPruner(
-            model, importance=cfg.importance, global_pruning=cfg.scope == "global",
-            pruning_ratio=cfg.target.ratio if cfg.target.ratio is not None else cfg.max_layer_ratio,
-            head_ratio=cfg.head_ratio,
-            steps=cfg.steps if fixed else cfg.search_steps, round_to=cfg.round_to,
-            max_layer_ratio=cfg.max_layer_ratio, ignored=cfg.ignored_layers, heads=cfg.heads, ffn=cfg.ffn,
-            gradient_fn=gradient_fn, protect=cfg.protect == "auto",
-        )
+        try:
+            pruner = StructuredPruner(
+                model, importance=cfg.importance, global_pruning=cfg.scope == "global",
+                pruning_ratio=cfg.target.ratio if cfg.target.ratio is not None else cfg.max_layer_ratio,
+                head_ratio=cfg.head_ratio,
+                steps=cfg.steps if fixed else cfg.search_steps, round_to=cfg.round_to,
+                max_layer_ratio=cfg.max_layer_ratio, ignored=cfg.ignored_layers, heads=cfg.heads, ffn=cfg.ffn,
+                gradient_fn=gradient_fn, protect=cfg.protect == "auto",
+            )
+        except EdgetlError:
+            raise
+        except Exception as exc:  # torch-pruning could not trace the user's model: say which and why
+            raise PruneError(f"torch-pruning cannot build the dependency graph of {model.source}: "
+                             f"{type(exc).__name__}: {exc}",
+                             hint="structured pruning supports CNNs (Conv2d/BatchNorm/Linear) and BERT-family "
+                                  "transformers; see docs/api.md") from exc
         if pruner.protected:
             log.info("prune: kept at full width (protect: auto): %s", ", ".join(pruner.protected))
         teachers = _Teacher(teacher, snapshot)

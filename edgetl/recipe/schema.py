@@ -53,8 +53,10 @@ class ModelConfig(StrictModel):
         description=(
             "The source model: a zoo name (`edgetl zoo` lists them: mobilenet_v2, efficientnet_lite0/1/2, minilm_l6), "
             "`hf:<hub id or local folder>` for a Hugging Face image or sequence classification model, the path "
-            "of a saved edgetl model folder (a `model` artifact of an earlier run), or `auto`: score `candidates` "
-            "on the training data from frozen features and continue with the best one."
+            "of a saved edgetl model folder (a `model` artifact of an earlier run), "
+            "`python:package.module:function` for your own model (a factory called with num_labels that returns "
+            "an nn.Module, (nn.Module, preprocessing dict) or an EdgeModel; docs/api.md), or `auto`: score "
+            "`candidates` on the training data from frozen features and continue with the best one."
         )
     )
     candidates: list[str] | None = Field(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgetl.pipeline.artifacts import Artifact, digest_and_size
 from edgetl.recipe.schema import StageConfig
+from edgetl.train.config import TrainingFields
 
 if TYPE_CHECKING:
     from edgetl.data.datasets import DataBundle
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from edgetl.recipe.schema import RecipeBase
 
 log = logging.getLogger(__name__)
+
+
+class TrainingStageConfig(TrainingFields, StageConfig):
+    """A stage that trains and whose technique has no config of its own yet: the stage fields plus the shared
+    optimisation settings (edgetl/train/config.py)."""
 
 
 @dataclass

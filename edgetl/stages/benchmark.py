@@ -82,7 +82,7 @@ class BenchmarkStage(Stage):
     def problems(self, plan: PlanState, recipe) -> list[str]:
         from edgetl.registry import BACKENDS
 
-        cfg: BenchmarkConfig = self.config  # type: ignore[assignment]
+        cfg: BenchmarkStageConfig = self.config  # type: ignore[assignment]
         problems = []
         formats = self._formats()
         if not any(plan.has(f) for f in formats):
@@ -128,7 +128,7 @@ class BenchmarkStage(Stage):
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.errors import RecipeError
 
-        cfg: BenchmarkConfig = self.config  # type: ignore[assignment]
+        cfg: BenchmarkStageConfig = self.config  # type: ignore[assignment]
         formats = self._formats()
         arts = [a for a in ctx.artifacts.values() if a.format in formats]
         if cfg.artifacts:

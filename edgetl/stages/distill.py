@@ -29,8 +29,8 @@ class DistillStage(Stage):
     default_name = "distilled"
 
     def problems(self, plan: PlanState, recipe) -> list[str]:
-        from edgetl.distill.kd import kd_problems
         from edgetl.models.zoo import ZOO
+        from edgetl.stages.kd import kd_problems
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
         problems = kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=True)
@@ -52,8 +52,8 @@ class DistillStage(Stage):
 
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.distill.api import distill
-        from edgetl.distill.kd import load_teacher
         from edgetl.models.base import save_model
+        from edgetl.stages.kd import load_teacher
         from edgetl.train.loop import seed_everything
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]

@@ -26,12 +26,18 @@ class PruneStage(Stage):
     default_name = "pruned"
 
     def problems(self, plan: PlanState, recipe) -> list[str]:
-        from edgetl.distill.kd import kd_problems
+        from edgetl.stages.kd import kd_problems
 
         cfg: PruneConfig = self.config  # type: ignore[assignment]
         problems = []
         if not plan.has("pytorch"):
             problems.append(f"{self.field('type')}: prune needs a PyTorch model before it")
+        from edgetl.prune.structured import hf_image_transformer
+
+        kind = hf_image_transformer(recipe.model.source)
+        if kind:
+            problems.append(f"{self.field('type')}: {recipe.model.source} is an image transformer ({kind}); structured "
+                            "pruning handles CNN channels and BERT-family heads/FFN neurons: drop the prune stage")
         if plan.task == "text":
             if cfg.importance == "bn_scale":
                 problems.append(f"{self.field('importance')}: bn_scale ranks BatchNorm scales; transformers have "
@@ -73,7 +79,7 @@ class PruneStage(Stage):
         named = {"name": f"{parent or ctx.recipe.model.source} (before pruning)"}
 
         def load_named_teacher():
-            from edgetl.distill.kd import load_teacher
+            from edgetl.stages.kd import load_teacher
 
             teacher, named["name"] = load_teacher(ctx, cfg.kd.teacher)
             return teacher
@@ -100,7 +106,7 @@ class PruneStage(Stage):
         return [art]
 
     def _cache_path(self, ctx: StageContext, parent: str | None):
-        from edgetl.distill.kd import logit_cache_path
+        from edgetl.stages.kd import logit_cache_path
 
         cfg: PruneConfig = self.config  # type: ignore[assignment]
         if cfg.kd is None:

@@ -25,7 +25,7 @@ from edgetl.errors import RecipeError, StageError
 from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StrictModel
 from edgetl.stages.base import PlanState, Stage, StageContext
-from edgetl.stages.finetune import TrainingFields
+from edgetl.stages.base import TrainingStageConfig as TrainingFields
 
 log = logging.getLogger(__name__)
 

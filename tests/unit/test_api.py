@@ -134,3 +134,28 @@ def test_benchmark_then_bundle_exported_files_and_the_device_loads_the_bundle(fm
     predictor = Predictor.from_bundle(bundle.path)
     np.testing.assert_allclose(predictor.logits(fmnist.eval.inputs[:4]),
                                predict_logits(onnx[predictor.model.name].model, fmnist.eval.inputs[:4]), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["full", "linear_probe", "lora"])
+def test_finetune_a_bare_module_by_each_method_with_own_loss_and_metric(fmnist, method, tmp_path):
+    torch.manual_seed(0)
+    loss = CountingLoss()
+    config = edgetl.FinetuneConfig(method=method, max_steps=3, batch_size=32,
+                                   **({"lora": {"targets": ["features.3"]}} if method == "lora" else {}))
+
+    result = edgetl.finetune((Net(), PRE), loader(fmnist.train, shuffle=True), loader(fmnist.eval), config,
+                             out=tmp_path / "model", loss=loss, metric=percent_correct, labels=fmnist.label_names)
+
+    m = result.metrics
+    assert m["method"] == method and m["steps"] == 3 and loss.calls > 0
+    assert m["best_eval_accuracy"] > 1 and m["trainable_params"] <= m["total_params"]  # percent scale
+    assert result.model.label_names == fmnist.label_names
+    again = load_model(result.path, module=Net())  # LoRA came back merged: the plain architecture loads it
+    raw = fmnist.eval.inputs[:8]
+    np.testing.assert_allclose(predict_logits(again, raw), predict_logits(result.model, raw), atol=1e-5)
+
+
+def test_finetune_options_that_do_not_fit_the_method_are_refused(fmnist):
+    with pytest.raises(edgetl.RecipeError, match="1 problem") as err:
+        edgetl.finetune((Net(), PRE), fmnist, config={"method": "lora", "lr_decay": 0.8})
+    assert err.value.problems[0].startswith("lr_decay: only used with method: full")

@@ -6,13 +6,13 @@ import torch
 
 from edgetl.finetune.arch import depth_groups, head_name
 from edgetl.finetune.augment import make_augment
+from edgetl.finetune.config import FinetuneConfig
 from edgetl.finetune.layerwise import GradualUnfreezer, param_groups, train_mode
 from edgetl.finetune.methods import run_method
-from edgetl.stages.finetune import FinetuneConfig
 
 
 def cfg(**kw):
-    base = {"type": "finetune", "epochs": 1, "batch_size": 32, "lr": 1e-3, "max_steps": 3}
+    base = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "max_steps": 3}
     return FinetuneConfig(**{**base, **kw})
 
 

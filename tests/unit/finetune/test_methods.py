@@ -7,17 +7,17 @@ import torch
 
 from edgetl.finetune import adapters, lora
 from edgetl.finetune.arch import head_name
+from edgetl.finetune.config import FinetuneConfig
 from edgetl.finetune.layerwise import train_mode
 from edgetl.finetune.methods import run_method
 from edgetl.models.base import load_model, save_model, to_torch
-from edgetl.stages.finetune import FinetuneConfig
 from edgetl.train.loop import predict_logits
 
 MODELS = ["tiny_cnn", "tiny_bert"]
 
 
 def cfg(method, **kw):
-    return FinetuneConfig(type="finetune", method=method, epochs=1, batch_size=32, lr=1e-3, max_steps=3, **kw)
+    return FinetuneConfig(method=method, epochs=1, batch_size=32, lr=1e-3, max_steps=3, **kw)
 
 
 def snapshot(module):

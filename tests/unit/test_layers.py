@@ -1,0 +1,37 @@
+"""Imports point down: the techniques and the layers below them never import a stage (the stages are thin
+adapters over them), so `edgetl.prune(...)` and friends work without recipes or run folders."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import edgetl
+
+ROOT = Path(edgetl.__file__).parent
+LOWER = ["finetune", "prune", "distill", "export", "bundle", "train", "models", "data", "runtime", "adapt"]
+
+
+def runtime_imports(path: Path) -> list[str]:
+    """Modules imported by `path`, leaving out `if TYPE_CHECKING:` blocks (annotations only)."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            return
+        if isinstance(node, ast.Import):
+            found.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("package", LOWER)
+def test_techniques_and_lower_layers_never_import_a_stage(package):
+    upward = {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / package).rglob("*.py")
+              for m in runtime_imports(p) if m.startswith(("edgetl.stages", "edgetl.pipeline.runner"))}
+    assert not upward
