@@ -112,6 +112,10 @@ class StructuredPruner:
             sample = [n for n, _ in module.named_modules() if n][:8]
             raise RecipeError(f"ignored_layers: the model has no module {name!r}",
                               hint=f"use module names (globs allowed) such as {', '.join(sample)}")
+        unsupported = unsupported_architecture(module, model.task)
+        if unsupported:
+            raise PruneError(unsupported, hint="prune a CNN (channels) or a BERT-family text model (heads, FFN "
+                                               "neurons); drop the prune stage for this model")
         self.protected: dict[str, str] = {}
         if protect and model.task == "image":
             from edgetl.prune.protect import protected_layers
@@ -167,6 +171,35 @@ class StructuredPruner:
             from edgetl.prune.transformer import fix_attention_attrs
 
             fix_attention_attrs(module)
+
+
+def unsupported_architecture(module: nn.Module, task: str) -> str | None:
+    """Why structured pruning cannot handle this model, or None. Attention in an image model (ViT, DeiT, Swin)
+    has head and token layouts that the CNN channel rules would cut apart."""
+    if task != "image":
+        return None
+    found = next((type(m).__name__ for m in module.modules() if "attention" in type(m).__name__.lower()), None)
+    if found:
+        return (f"prune: image models with attention ({found}) are not supported; structured pruning handles CNN "
+                "channels and BERT-family heads and FFN neurons")
+    return None
+
+
+def hf_image_transformer(source: str) -> str | None:
+    """The model_type of an `hf:` folder whose config describes an image transformer, for `validate`."""
+    import json
+    from pathlib import Path
+
+    if not source.startswith("hf:"):
+        return None
+    config = Path(source[3:]) / "config.json"
+    try:
+        cfg = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None  # a hub id: checked when the model loads
+    kind = str(cfg.get("model_type", ""))
+    image_transformers = ("vit", "deit", "beit", "swin", "swinv2", "dinov2", "levit", "mobilevit", "mobilevitv2")
+    return kind if kind in image_transformers else None
 
 
 def bert_plan(module: nn.Module, *, heads: bool, ffn: bool):
