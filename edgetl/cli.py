@@ -165,7 +165,8 @@ def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test mode
             continue
         installed = importlib.util.find_spec(entry.module) is not None
         typer.echo(f"{entry.name:20s} {entry.task:6s} {'installed' if installed else 'MISSING  '}  {entry.description}")
-    typer.echo("also: hf:<hub id or folder> (Hugging Face image/sequence classification), or a saved model folder")
+    typer.echo("also: hf:<hub id or folder> (Hugging Face image/sequence classification), a saved model folder, "
+               "or python:package.module:function (your own model's factory, docs/api.md)")
 
 
 # Commands defined in edgetl/commands/*.py: (command name, "module:function"). One line each.
