@@ -609,7 +609,12 @@ def drop_misplaced_qdq(path: Path) -> int:
         drop.append(n)
         if all(c in drop for c in consumers.get(q.output[0], [])):
             drop.append(q)
+    # Shape/Size read only a tensor's shape: ONNX Runtime's quantizer points them at the DequantizeLinear of a
+    # tensor that also feeds a MatMul (text models' LayerNorm outputs), which TensorRT counts as misplaced Q/DQ
+    shape_readers = read_float(model, lambda node: node.op_type in ("Shape", "Size"))
     if not drop:
+        if shape_readers:
+            onnx.save(model, str(path))
         return 0
     dropped = len([n for n in drop if n.op_type == "DequantizeLinear"])
     _remove_nodes(g, drop, rename)
