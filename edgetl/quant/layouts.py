@@ -335,14 +335,7 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
         rewired = float_side_consumers(out_path)
     else:
-        # the ops left float read float tensors, as in the fake-quant model: ONNX Runtime's quantizer puts a Q/DQ
-        # on every conv output, so a conv feeding a Sigmoid (Swish, squeeze-excite gates) would otherwise still
-        # round its pre-activation output on a calibrated grid; without readers that Q/DQ goes, the conv stays float
-        from edgetl.quant.ptq_fallback import read_float_inputs
-
-        graph = onnx.load(str(out_path), load_external_data=False).graph
-        rewired = read_float_inputs(out_path, [n.name for n in graph.node if n.name and n.op_type not in (
-            *op_types, "QuantizeLinear", "DequantizeLinear")])
+        rewired = keep_float_ops_float(out_path, set(op_types), set(overrides))
     levels = {}
     for act_out, lo, hi in stripped.activations.values():
         given = overrides.get(act_out, [{}])[0]
@@ -360,6 +353,54 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
             "float_graph_outputs": float_outputs,
             # (text: ONNX Runtime fuses DQ -> MatMul without a Q after it into an integer MatMul, see above)
             "float_output_layers": float_output_layers(out_path) if task != "text" else []}
+
+
+def keep_float_ops_float(path: Path, quantized_ops: set[str], trained: set[str]) -> int:
+    """The ops an image layout leaves float (not in `quantized_ops`) read and write float tensors, as in the
+    fake-quant model. ONNX Runtime's quantizer puts a Q/DQ on every conv output, so a conv feeding a Sigmoid
+    (Swish, squeeze-excite gates) would still round its pre-activation output on a calibrated grid, and a quantized
+    op after a float one (the pooling after the last Swish) would round its input: every reader of such a pair gets
+    the float tensor, unless QAT trained a range for it; pairs nobody reads go, and the conv stays float.
+    Returns how many inputs were rewired."""
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer, _ = _graph_index(g)
+    consts = {t.name for t in g.initializer}
+    qdq = ("QuantizeLinear", "DequantizeLinear")
+
+    def left_float(node) -> bool:
+        return node is not None and node.op_type not in (*quantized_ops, *qdq)
+
+    rewired = 0
+    for n in g.node:
+        for k, x in enumerate(n.input):
+            dq = producer.get(x)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in consts:
+                continue
+            q = producer.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            if left_float(n) or (q.input[0] not in trained and left_float(producer.get(q.input[0]))):
+                n.input[k] = q.input[0]
+                rewired += 1
+    if rewired:
+        drop_unread_qdq(g)
+        onnx.save(model, str(path))
+    return rewired
+
+
+def drop_unread_qdq(g) -> None:
+    """Remove the Q/DQ nodes whose outputs nobody reads any more (after rewiring their readers)."""
+    outputs = {o.name for o in g.output}
+    while True:
+        _, consumers = _graph_index(g)
+        dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(consumers.get(o) or o in outputs for o in n.output)]
+        if not dead:
+            return
+        _remove_nodes(g, dead, {})
 
 
 def float_graph_outputs(path: Path) -> int:

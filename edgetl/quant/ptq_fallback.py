@@ -116,7 +116,7 @@ def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
     Returns how many inputs were rewired."""
     import onnx
 
-    from edgetl.quant.layouts import _graph_index, _remove_nodes, read_float
+    from edgetl.quant.layouts import drop_unread_qdq, read_float
 
     if not float_nodes:
         return 0
@@ -126,14 +126,7 @@ def read_float_inputs(path: Path, float_nodes: list[str]) -> int:
     rewired = read_float(model, lambda n: n.name in wanted)
     if not rewired:
         return 0
-    outputs = {o.name for o in g.output}
-    while True:  # Q/DQ pairs whose every reader was rewired
-        _, consumers = _graph_index(g)
-        dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-                and not any(consumers.get(o) or o in outputs for o in n.output)]
-        if not dead:
-            break
-        _remove_nodes(g, dead, {})
+    drop_unread_qdq(g)  # Q/DQ pairs whose every reader was rewired
     onnx.save(model, str(path))
     return rewired
 
