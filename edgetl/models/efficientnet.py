@@ -27,7 +27,10 @@ class EfficientNetLite(nn.Module):
         return self.net(pixel_values)
 
 
-def build_efficientnet(name: str, num_labels: int, image_size: int) -> nn.Module:
+def build_efficientnet(name: str, num_labels: int, image_size: int, activation: str = "relu6") -> nn.Module:
+    """EfficientNet-Lite as designed (and as its weights were trained): ReLU6, no Swish, which makes it quantize
+    well (ONNX Runtime folds ReLU6 into its int8 conv; Swish it cannot). `activation="swish"` rebuilds models saved
+    by earlier edgetl versions, which called the package's `set_swish`: it swaps every ReLU6 for Swish."""
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
@@ -36,7 +39,11 @@ def build_efficientnet(name: str, num_labels: int, image_size: int) -> nn.Module
             hint="pip install --no-deps -r requirements/assets.txt",
         ) from None
     net = EfficientNet.from_name(name.replace("_", "-"), num_classes=num_labels, image_size=image_size)
-    net.set_swish(memory_efficient=False)  # the memory-efficient swish is a custom autograd op ONNX cannot trace
+    if activation == "swish":
+        net.set_swish(memory_efficient=False)  # the memory-efficient swish is a custom autograd op ONNX cannot trace
+    elif activation != "relu6":
+        raise ModelError(f"{name}: unknown activation {activation!r} in the saved model description",
+                         hint="expected relu6 or swish; re-save the model with this edgetl version")
     return EfficientNetLite(net)
 
 

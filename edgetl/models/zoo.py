@@ -180,6 +180,8 @@ def _load_zoo(entry: ZooEntry, cfg: ModelConfig, label_names: list[str]):
         return EdgeModel(module, "text", pre, list(label_names), builder, entry.name, files)
     size = int(cfg.input_size or entry.default_size or 224)
     builder: dict[str, Any] = {"kind": "zoo", "name": entry.name, "num_labels": n, "image_size": size}
+    if entry.name.startswith("efficientnet_lite"):
+        builder["activation"] = "relu6"  # saved models without it were built with Swish (see build_efficientnet)
     module = build(builder, {})
     if entry.name.startswith("efficientnet_lite"):
         from edgetl.models.efficientnet import MEAN, STD, load_pretrained_efficientnet
@@ -247,7 +249,7 @@ def build(builder: dict[str, Any], files: dict[str, Path]):
     if name.startswith("efficientnet_lite"):
         from edgetl.models.efficientnet import build_efficientnet
 
-        return build_efficientnet(name, n, int(builder["image_size"]))
+        return build_efficientnet(name, n, int(builder["image_size"]), builder.get("activation", "swish"))
     if name == "tiny_cnn":
         from edgetl.testing.tiny import TinyCNN
 

@@ -31,6 +31,28 @@ def test_efficientnet_lite0_loads_pretrained_weights_and_exportable_swish():
     assert model.preprocessing.mean[0] == pytest.approx(127 / 255)
 
 
+def test_efficientnet_lite_runs_relu6_and_older_saved_models_keep_their_swish(tmp_path):
+    """EfficientNet-Lite has ReLU6 and no Swish (its weights were trained so; Swish costs the onnxruntime INT8 layout
+    its fused convs). Models saved while the zoo built it with Swish reload with Swish, as they were trained."""
+    import json
+
+    from efficientnet_lite_pytorch.utils import Swish
+
+    model = load_source(ModelConfig(source="efficientnet_lite0", input_size=32, pretrained=False), "image", ["a", "b"])
+    kinds = {type(m) for m in model.module.modules()}
+    assert torch.nn.ReLU6 in kinds and Swish not in kinds
+    save_model(model, tmp_path / "m")
+    inputs = model.example_inputs(2)
+    with torch.no_grad():
+        assert torch.allclose(model.module.eval()(**inputs), load_model(tmp_path / "m").module(**inputs), atol=1e-6)
+    meta_path = tmp_path / "m" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["builder"]["activation"]  # as written before the zoo recorded it
+    meta_path.write_text(json.dumps(meta))
+    old = {type(m) for m in load_model(tmp_path / "m").module.modules()}
+    assert Swish in old and torch.nn.ReLU6 not in old
+
+
 @pytest.mark.parametrize("source,task", [("tiny_cnn", "image"), ("tiny_bert", "text")])
 def test_save_and_reload_gives_identical_outputs(tmp_path, source, task):
     model = load_source(ModelConfig(source=source, max_length=16), task, ["x", "y"])
