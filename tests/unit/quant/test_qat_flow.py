@@ -165,3 +165,81 @@ def test_sensitivity_and_fallback(setup, calibrated):
     assert fb["budget_met"] is False and fb["accuracy"] == 0.5
     gm2, quantizer = qat.prepare(model, example, set(fb["float_layers"]))
     assert set(quantizer.annotated_layers) == {r["layer"] for r in rows} - set(fb["float_layers"])
+
+
+class LiteNet(torch.nn.Module):
+    """What sets EfficientNet-Lite apart from MobileNetV2 for ONNX Runtime's int8 layout, in a few layers: a ReLU6
+    in front of the zero "same" padding of a strided depthwise conv whose weights are large (as BatchNorm folding
+    leaves them in EfficientNet), a Swish, and the pooling after it."""
+
+    def __init__(self, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1), nn.ReLU6())
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.dw = nn.Sequential(nn.Conv2d(width, width, 3, 2, groups=width), nn.ReLU6())
+        self.pw = nn.Conv2d(width, 2 * width, 1)
+        self.head = nn.Linear(2 * width, num_classes)
+        with torch.no_grad():
+            self.dw[0].weight.mul_(8.0)
+
+    def forward(self, pixel_values):
+        x = self.pw(self.dw(self.pad(self.stem(pixel_values))))
+        x = x * torch.sigmoid(x)
+        return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _layer_inputs(path, x) -> list[np.ndarray]:
+    """The activation input of every Conv/Gemm, as ONNX Runtime computes it with the graph as written."""
+    import onnxruntime
+
+    proto = onnx.load(str(path))
+    names = [n.input[0] for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    so = onnxruntime.SessionOptions()
+    so.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return session.run(names, {"pixel_values": x})
+
+
+def test_onnxruntime_layout_rounds_like_qat_behind_padding_relu6_and_swish(setup, tmp_path):
+    from onnxruntime.quantization import QuantType
+
+    from edgetl.backends.onnxruntime import make_session
+    from edgetl.models.base import EdgeModel, to_torch
+    from edgetl.quant import calibrate as cal
+    from edgetl.quant import qat
+    from edgetl.quant.layouts import derive_onnxruntime, export_converted
+    from edgetl.runtime.preprocess import Preprocessing
+
+    _, data, _, _ = setup
+    torch.manual_seed(0)
+    pre = Preprocessing(kind="image", input_names=["pixel_values"], size=32)
+    model = EdgeModel(LiteNet().eval(), "image", pre, list(data.label_names), {"kind": "module"}, "test")
+    enc = model.encoder()
+    batches = [to_torch(enc(data.train.inputs[i : i + 16])) for i in range(0, 64, 16)]
+    gm, _ = qat.prepare(model, batches[0])
+    cal.calibrate(gm, batches, "max")
+    x = enc(data.eval.inputs)["pixel_values"]
+    trt, ort = tmp_path / "trt.onnx", tmp_path / "ort.onnx"
+    with torch.no_grad():
+        fq_logits = gm(pixel_values=torch.from_numpy(x)).numpy()
+        export_converted(qat.convert(gm), batches[0], trt, "image")
+    res = derive_onnxruntime(trt, ort, [{k: v.numpy() for k, v in b.items()} for b in batches], task="image",
+                             op_types=None, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                             reduce_range=False)
+    # every layer reads the values QAT trained it on: the padded ReLU6 output on QAT's grid (step s from 0, 128
+    # levels), the pooled Swish output rounded once; ONNX Runtime's own grids differed on about half of them
+    for want, got in zip(_layer_inputs(trt, x), _layer_inputs(ort, x), strict=True):
+        assert np.mean(np.abs(want - got) > 1e-4 * np.abs(want).max()) < 0.01
+    # the conv in front of the Swish keeps a float output (ONNX Runtime cannot fuse Swish into its int8 conv), no
+    # Sigmoid/Mul reads a rounded tensor, and the logits are the Gemm's float output
+    proto = onnx.load(str(ort))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    assert len(res["float_output_layers"]) == 1
+    for n in proto.graph.node:
+        if n.op_type in ("Sigmoid", "Mul"):
+            assert all(producer[i].op_type != "DequantizeLinear" for i in n.input if i in producer), n.name
+    assert producer["logits"].op_type == "Gemm"
+    got = make_session(ort).run(None, {"pixel_values": x})[0]
+    assert (got.argmax(-1) == fq_logits.argmax(-1)).all() and np.abs(got - fq_logits).max() < 0.01
