@@ -135,18 +135,20 @@ def test_text_qat_keeps_named_dynamic_axes(tmp_path):
 
 @pytest.mark.slow
 def test_efficientnet_lite_qat_passes_parity_in_both_layouts(tmp_path):
-    """EfficientNet-Lite0 (pretrained, 32 px): its onnxruntime layout once agreed on a third of the examples with
-    the fake-quant model (ONNX Runtime rounded the conv outputs in front of its activations, the zero-padded
-    inputs of its strided convs and the logits on calibrated grids QAT never saw) and the stage stopped."""
+    """EfficientNet-Lite0 (pretrained, 64 px, a trained head): its onnxruntime layout used to stop the stage at
+    the parity gate (ONNX Runtime rounded the padded ReLU6 outputs on grids of its own, and the conv outputs in
+    front of Swish and the logits on calibrated ranges QAT never saw). A head trained on frozen features keeps the
+    ImageNet BatchNorm statistics, so the fake-quant model is not dominated by rounding flips at this size."""
     recipe = {
         "name": "effnet-qat", "seed": 0,
-        "model": {"source": "efficientnet_lite0", "input_size": 32},
+        "model": {"source": "efficientnet_lite0", "input_size": 64},
         "data": {"name": "fashion_mnist", "train_limit": 96, "eval_limit": 64},
-        "stages": [{"type": "quantize", "method": "qat", "layout": "both", "samples": 32, "max_steps": 2,
+        "stages": [{"type": "finetune", "method": "linear_probe", "epochs": 5, "batch_size": 16, "lr": 0.01},
+                   {"type": "quantize", "method": "qat", "layout": "both", "samples": 32, "max_steps": 2,
                     "batch_size": 16, "parity_samples": 64}],
     }
     report = compress(parse_recipe(recipe), tmp_path)  # raises ExportError if either layout fails its parity gate
-    parity = report["stages"][0]["metrics"]["parity"]
+    parity = report["stages"][1]["metrics"]["parity"]
     # the derived layout is as close to the fake-quant model as the exported fake-quant graph itself
     assert parity["onnxruntime"]["mean_abs_diff"] <= 2 * parity["tensorrt"]["mean_abs_diff"] + 0.05, parity
     assert parity["onnxruntime"]["top1_agreement"] >= parity["tensorrt"]["top1_agreement"] - 0.05, parity
