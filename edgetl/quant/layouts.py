@@ -10,11 +10,14 @@ than FP32 for CNNs.
 become their dequantized values, i.e. exactly the trained int8 grid), and ONNX Runtime's own static
 quantizer re-quantizes that float graph in its fast layout (u8 activations / s8 weights on x86 with VNNI,
 Q/DQ on outputs too so Conv+Relu+Q fuse into QLinearConv). The QAT-trained activation ranges are passed as
-`TensorQuantOverrides` for every tensor QAT quantized; only tensors QAT never saw (e.g. conv outputs
-before an Add) take ranges from calibration. Per-channel weight scales come out identical (ONNX Runtime
-computes max|w|/127 of weights that already sit on that grid). Why this rather than moving Q/DQ nodes by
-hand: ONNX Runtime's quantizer knows which patterns its CPU kernels fuse (and drops Relu/Clip that the u8
-range makes redundant); rewriting placement ourselves would duplicate that knowledge and drift from it.
+`TensorQuantOverrides` for every tensor QAT quantized, as QAT's own grid (step s; ReLU/ReLU6 outputs from 0,
+clamped to QAT's 128 levels by an integer Clip after the Q); only tensors QAT never saw that ONNX Runtime's
+int8 conv/Add kernels need (conv outputs before an Add or a pooling) take ranges from calibration. Ops it
+cannot fuse (Sigmoid/Mul of Swish, normalizations) stay float and so do the tensors around them and the
+logits. Per-channel weight scales come out identical (ONNX Runtime computes max|w|/127 of weights that
+already sit on that grid). Why this rather than moving Q/DQ nodes by hand: ONNX Runtime's quantizer knows
+which patterns its CPU kernels fuse (and drops Relu/Clip that the u8 range makes redundant); rewriting
+placement ourselves would duplicate that knowledge and drift from it.
 """
 
 from __future__ import annotations
