@@ -5,11 +5,15 @@ The folder is Fashion-MNIST's 60,000 training images upscaled to 256x256 RGB and
 into one folder per class; decoded in memory that is 60,000 x 256 x 256 x 3 bytes = 11.8 GB, half of this
 24 GB machine, before a model is loaded.
 
-    nice -n 10 .venv/bin/python benchmarks/streaming_data.py folder      # once: writes the folder (~1 GB)
-    nice -n 10 .venv/bin/python benchmarks/streaming_data.py chain       # the compress run, in a fresh process
-    nice -n 10 .venv/bin/python benchmarks/streaming_data.py pass        # one streamed pass over the train split
-    nice -n 10 .venv/bin/python benchmarks/streaming_data.py quickstart  # data path of the quickstart, old vs new
-    .venv/bin/python benchmarks/streaming_data.py report                 # results.md from the JSON files
+    B="nice -n 10 .venv/bin/python benchmarks/streaming_data.py"
+    $B folder                                                  # once: writes the folder (0.4 GB of JPEG)
+    rm -f ~/.cache/edgetl/image-scans/*.npz                    # so the next run scans cold
+    $B chain --max-steps 3 --eval-limit 256                    # batch 64 as the quickstart; fresh process
+    $B chain --max-steps 3 --eval-limit 256 --batch-size 16    # (and --batch-size 8)
+    $B chain --max-steps 3 --eval-limit 256 --data fashion_mnist   # control: the same chain, data in memory
+    $B pass                                                    # one streamed pass over the train split
+    $B quickstart --rounds 5 --full 2                          # the quickstart before / after
+    $B report                                                  # results.md from the JSON files
 
 `chain` runs recipes/quickstart-vision.yaml's stages (finetune, export, INT8 PTQ, benchmark) with
 input_size 224 and the folder as data, without train/eval limits on loading: every one of the 60,000 files is
@@ -17,10 +21,10 @@ listed and decoded once (the loading scan), then the stratified split gives 48,0
 CPU cores a full epoch at 224 px takes hours, so fine-tuning stops after --max-steps optimizer steps and
 evaluation uses --eval-limit examples (both stated in the results). `pass` decodes every training image again
 in DataLoader workers and encodes it to the model's 224 px input, batch by batch, as a training epoch reads it.
-Peak RSS is VmHWM of the measuring process (/proc/self/status), and ru_maxrss of its largest child (the
-decoding workers).
+Peak RSS is VmHWM of the measuring process (/proc/self/status; for `chain` reset at each stage and at the end of
+data loading, so each phase has its own peak), and ru_maxrss of its largest child (the decoding workers).
 
-Writes benchmarks/results/streaming/{chain,pass,quickstart}.json and results.md.
+Writes benchmarks/results/streaming/{chain-*,pass,quickstart}.json and results.md.
 """
 
 from __future__ import annotations
