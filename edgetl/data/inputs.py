@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgetl.data.datasets import DataBundle, Split
+from edgetl.data.files import CsvTexts
 from edgetl.errors import DataError
 
 INPUT_HINT = ("pass raw uint8 images (N,H,W[,C]) or strings with int labels, e.g. (images, labels) arrays or a "
@@ -91,8 +92,8 @@ def as_data(train: Any, eval_data: Any = None, *, label_names: list[str] | None 
         raise DataError("no eval data: every technique picks its best epoch and reports its accuracy on held-out data",
                         hint="pass eval data (same form as train), or a DataBundle holding both")
     tr, ev = as_split(train, "train"), as_split(eval_data, "eval")
-    task = "text" if isinstance(tr.inputs, list) else "image"
-    if ("text" if isinstance(ev.inputs, list) else "image") != task:
+    task = "text" if isinstance(tr.inputs, (list, CsvTexts)) else "image"  # CsvTexts: a big CSV read from disk
+    if ("text" if isinstance(ev.inputs, (list, CsvTexts)) else "image") != task:
         raise DataError(f"train data is {task} but eval data is not", hint=INPUT_HINT)
     n = int(max(tr.labels.max(initial=0), ev.labels.max(initial=0))) + 1
     names = list(label_names) if label_names else [str(i) for i in range(n)]

@@ -158,6 +158,15 @@ def test_a_csv_over_the_budget_reads_the_same_texts_from_the_file(tmp_path):
     assert x_s == x_h
 
 
+def test_splits_of_a_streamed_csv_handed_to_the_python_api_are_text(tmp_path):
+    from edgetl.data.inputs import as_data
+
+    path = tmp_path / "r.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(20)))
+    data = load_data(DataConfig(name="csv", path=str(path), stream_above_mb=0))
+    assert as_data(data.train, data.eval).task == "text"
+
+
 def test_unlabelled_target_images_over_the_budget_stay_on_disk_with_the_same_subset(tmp_path):
     from edgetl.data.datasets import load_target
 
