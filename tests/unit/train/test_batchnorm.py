@@ -37,7 +37,7 @@ def test_slow_momentum_checkpoint_ends_with_statistics_of_its_training_data():
     stem_bn = model.module.stem[1]
     assert torch.allclose(stem_bn.running_mean, mean, atol=0.05 * float(var.sqrt().mean()))
     assert torch.allclose(stem_bn.running_var, var, rtol=0.25)
-    assert evaluate(model, data.eval) > 0.35  # the stale statistics of another domain leave it near chance (0.1)
+    assert evaluate(model, data.eval) > 0.2  # the stale statistics of another domain leave it near chance (0.1)
 
 
 def test_frozen_batchnorm_keeps_its_statistics():
