@@ -57,12 +57,13 @@ def stage_metrics(report: dict[str, Any], stage_type: str) -> dict[str, Any]:
 
 def time_all(files: dict[str, Path], data_task: str, run_report: dict[str, Any], iterations: int) -> dict[str, Any]:
     """Interleaved ORT latency of every file, in this process (same fingerprint)."""
-    from edgetl.backends.onnxruntime import make_session, session_inputs
+    from edgetl.backends.onnxruntime import session_inputs
     from edgetl.bench.fingerprint import device_fingerprint
     from edgetl.bench.protocol import summarize, time_interleaved
     from edgetl.data.datasets import load_data
     from edgetl.recipe.load import parse_recipe
     from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.runtime.ort import make_session
 
     recipe = parse_recipe(run_report["recipe"], ROOT / "recipes")
     data = load_data(recipe.data)
@@ -215,10 +216,10 @@ def text_latency(args, runs: Path) -> dict[str, Any]:
     3-layer student (keep_layers [0, 2, 4]) and vs 50 % of heads pruned (FFN kept), and 50 % heads + FFN."""
     from edgetl.distill.students import drop_layers
     from edgetl.export.onnx import torch_to_onnx
+    from edgetl.models.encoder import sync_hf_config
     from edgetl.models.macs import model_macs
     from edgetl.models.zoo import load_source
     from edgetl.prune.structured import StructuredPruner
-    from edgetl.prune.transformer import sync_hf_config
     from edgetl.recipe.load import read_yaml
     from edgetl.runtime.meta import write_onnx_meta
 

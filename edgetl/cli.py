@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from edgetl.errors import EdgetlError
+from edgetl.commands.guard import err_console, run_guarded
 
 app = typer.Typer(
     name="edgetl",
@@ -29,25 +28,6 @@ SetOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 TARGETS_FAILED = 1  # exit code of a finished run whose report has a failed target
-
-
-def _err_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def run_guarded(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except EdgetlError as exc:
-        from rich.markup import escape  # messages hold brackets ('edgetl[trt]') that are not markup
-
-        _err_console().print(f"[bold red]error:[/] {escape(exc.render())}", markup=True, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        _err_console().print("interrupted; finished stages are kept and will be reused on the next run")
-        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -85,7 +65,7 @@ def compress(
                 report = run_compress(r, out_dir, recipe_file=str(recipe), progress=progress)
         print_summary(report, out_dir)
         if report.get("targets_passed") is False:
-            _err_console().print("[bold red]one or more targets failed[/] (see report.md)")
+            err_console().print("[bold red]one or more targets failed[/] (see report.md)")
             return TARGETS_FAILED if fail_on_targets else 0
         return 0
 
@@ -173,6 +153,7 @@ def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test mode
 COMMANDS: list[tuple[str, str]] = [
     ("bundle", "edgetl.commands.bundle:bundle"),
     ("export", "edgetl.commands.export:export"),
+    ("quantize", "edgetl.commands.quantize:quantize"),
     ("build-engine", "edgetl.commands.build_engine:build_engine"),
     ("bench", "edgetl.commands.bench:bench"), ("bench-suite", "edgetl.commands.bench:bench_suite"),
     ("check-qdq", "edgetl.commands.check_qdq:check_qdq"),

@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edgetl.pipeline.artifacts import stable_hash
+from edgetl.runtime.files import stable_hash
 
 LIBRARIES = ("edgetl", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "transformers", "numpy", "torch-pruning",
              "peft", "torchao", "tensorrt", "tokenizers")

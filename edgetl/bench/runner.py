@@ -79,7 +79,7 @@ class BenchOptions:
 def target_from_path(path: str | Path, name: str | None = None) -> list[Target]:
     """An .onnx file, an engine file, a saved edgetl model folder, a folder holding model.onnx, or a run
     folder (every ONNX and PyTorch artifact of its manifest)."""
-    from edgetl.pipeline.artifacts import digest_and_size
+    from edgetl.runtime.files import digest_and_size
 
     p = Path(path)
     if not p.exists():

@@ -27,7 +27,7 @@ def bundle(models: Any, out: str | Path, *, measured: Any = None, name: str = "b
     from edgetl.bench.fingerprint import environment
     from edgetl.bundle.writer import assemble, write_atomically
     from edgetl.errors import BundleError
-    from edgetl.pipeline.artifacts import digest_and_size
+    from edgetl.runtime.files import digest_and_size
     from edgetl.runtime.meta import read_onnx_meta
 
     out = Path(out)

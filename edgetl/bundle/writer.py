@@ -22,15 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import BundleError
-from edgetl.pipeline.artifacts import digest_and_size, files_of
-from edgetl.runtime.bundle import (
-    BUNDLE_FORMAT,
-    BUNDLE_VERSION,
-    LAYOUT_BACKENDS,
-    MANIFEST,
-    seal,
-    sha256_file,
-)
+from edgetl.runtime.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, LAYOUT_BACKENDS, MANIFEST, seal
+from edgetl.runtime.files import digest_and_size, files_of, sha256_file
 from edgetl.runtime.paths import relpath_problem
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """`edgetl bench` (measure models now) and `edgetl bench-suite` (nightly suite with history and regression
-alerts). Thin layers over edgetl.bench.runner / edgetl.bench.suite; heavy imports inside the functions."""
+alerts). Thin layers over edgetl.bench.runner / edgetl.pipeline.suite; heavy imports inside the functions."""
 
 from __future__ import annotations
 
@@ -51,31 +51,6 @@ def parse_backends(items: list[str] | None) -> list[str] | None:
     for n in names:
         BACKENDS.get(n)  # unknown -> RecipeError listing the known names (exit 2)
     return names
-
-
-def load_eval_data(spec: str, eval_limit: int | None, seed: int = 0):
-    """--data NAME|FOLDER|CSV -> DataBundle (only its eval split is used)."""
-    from pydantic import ValidationError
-
-    from edgetl.data.datasets import LOADERS, load_data
-    from edgetl.errors import DataError
-    from edgetl.recipe.schema import DataConfig
-
-    if spec in LOADERS and spec not in ("imagefolder", "csv"):
-        kwargs: dict[str, Any] = {"name": spec}
-    elif Path(spec).is_dir():
-        kwargs = {"name": "imagefolder", "path": spec}
-    elif Path(spec).suffix.lower() == ".csv":
-        kwargs = {"name": "csv", "path": spec}
-    else:
-        named = ", ".join(k for k in LOADERS if k not in ("imagefolder", "csv"))
-        raise DataError(f"--data {spec!r} is neither a named dataset ({named}), a folder nor a .csv file",
-                        hint="pass e.g. --data fashion_mnist, --data path/to/images/ or --data reviews.csv")
-    try:
-        cfg = DataConfig(**kwargs, eval_limit=eval_limit, split_seed=seed)
-    except ValidationError as exc:
-        raise DataError(f"--data {spec!r}: {exc.errors()[0]['msg']}") from None
-    return load_data(cfg)
 
 
 def print_results(result: dict[str, Any]) -> None:
@@ -163,14 +138,15 @@ def bench(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Benchmark MODELS side by side (interleaved): latency percentiles, throughput, accuracy, size, memory."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
     from edgetl.log import setup_logging
 
     setup_logging(verbose)
 
     def go():
         from edgetl.bench.runner import BenchOptions, run_benchmark, target_from_path, targets_from_run
-        from edgetl.pipeline.artifacts import write_json_atomic
+        from edgetl.data.datasets import load_eval_data
+        from edgetl.runtime.files import write_json_atomic
 
         opts = BenchOptions(backends=parse_backends(backend), batches=parse_batches(batch), threads=threads,
                             iterations=iterations, min_seconds=min_seconds, warmup_seconds=warmup,
@@ -206,13 +182,13 @@ def bench_suite(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run a benchmark suite, append to history, and exit 1 on a confirmed latency regression."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
     from edgetl.log import setup_logging
 
     setup_logging(verbose)
 
     def go():
-        from edgetl.bench.suite import load_suite, run_suite
+        from edgetl.pipeline.suite import load_suite, run_suite
 
         cfg = load_suite(suite, set_ or [])
         summary = run_suite(cfg, history, out_dir=out, rerun=not no_rerun)

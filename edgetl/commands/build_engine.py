@@ -27,7 +27,7 @@ def build_engine(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (TensorRT's info messages).")] = False,
 ) -> None:
     """Build a TensorRT engine from MODEL on this machine's GPU and print its layer precisions."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
     from edgetl.log import setup_logging
 
     setup_logging(verbose)

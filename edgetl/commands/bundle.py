@@ -25,7 +25,7 @@ def bundle(
     ] = None,
 ) -> None:
     """Write RUN_DIR's deployable files to OUT: ONNX per layout, engines, manifest.json with sha256 of every file."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
 
     def go():
         from edgetl.bundle.writer import write_bundle_from_run

@@ -18,7 +18,7 @@ def check_qdq(
     as_json: Annotated[bool, typer.Option("--json", help="Print the violations as JSON.")] = False,
 ) -> None:
     """List every TensorRT Q/DQ rule violation of MODEL (exit 1 if any, 2 on bad input)."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
 
     def go() -> int:
         from edgetl.backends.onnx_file import read_onnx

@@ -24,12 +24,12 @@ def export(
     min_agreement: Annotated[float, typer.Option(help="Smallest allowed top-1 agreement ONNX vs torch.")] = 0.99,
 ) -> None:
     """Export MODEL_DIR to ONNX and check ONNX Runtime agrees with torch; exit 2 when it does not."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
 
     def go():
         from pydantic import ValidationError
 
-        from edgetl.commands.bench import load_eval_data
+        from edgetl.data.datasets import load_eval_data
         from edgetl.errors import ExportError
         from edgetl.export.config import ExportConfig
         from edgetl.export.onnx import export_onnx

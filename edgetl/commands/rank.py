@@ -41,7 +41,7 @@ def rank(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Rank candidate source models for RECIPE's data by transferability scores on frozen features."""
-    from edgetl.cli import run_guarded
+    from edgetl.commands.guard import run_guarded
     from edgetl.log import setup_logging
 
     setup_logging(verbose)
@@ -50,10 +50,10 @@ def rank(
         from edgetl.data.datasets import TASKS, load_data
         from edgetl.errors import RecipeError
         from edgetl.models.zoo import model_problems
-        from edgetl.pipeline.artifacts import write_json_atomic
         from edgetl.pipeline.select import candidate_config, finetune_candidates, order, rank_candidates
         from edgetl.pipeline.select import verify as check
         from edgetl.recipe.load import load_recipe
+        from edgetl.runtime.files import write_json_atomic
         from edgetl.transfer.rank import METRICS
         from edgetl.transfer.report import ranking_lines, ranking_plot
 

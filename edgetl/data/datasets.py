@@ -444,6 +444,27 @@ def load_data(cfg: DataConfig) -> DataBundle:
     return bundle
 
 
+def load_eval_data(spec: str, eval_limit: int | None, seed: int = 0) -> DataBundle:
+    """A command's --data NAME|FOLDER|CSV -> DataBundle (commands use only its eval split)."""
+    from pydantic import ValidationError
+
+    if spec in LOADERS and spec not in ("imagefolder", "csv"):
+        kwargs: dict[str, str] = {"name": spec}
+    elif Path(spec).is_dir():
+        kwargs = {"name": "imagefolder", "path": spec}
+    elif Path(spec).suffix.lower() == ".csv":
+        kwargs = {"name": "csv", "path": spec}
+    else:
+        named = ", ".join(k for k in LOADERS if k not in ("imagefolder", "csv"))
+        raise DataError(f"--data {spec!r} is neither a named dataset ({named}), a folder nor a .csv file",
+                        hint="pass e.g. --data fashion_mnist, --data path/to/images/ or --data reviews.csv")
+    try:
+        cfg = DataConfig(**kwargs, eval_limit=eval_limit, split_seed=seed)
+    except ValidationError as exc:
+        raise DataError(f"--data {spec!r}: {exc.errors()[0]['msg']}") from None
+    return load_data(cfg)
+
+
 @dataclass
 class TargetData:
     """Data of the deployment site for domain adaptation: inputs used without their labels, and an eval split

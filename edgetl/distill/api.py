@@ -34,8 +34,8 @@ def distill(student: Any, teacher: Any, train: Any, eval_data: Any = None,
     from edgetl.distill.kd import train_with_kd
     from edgetl.errors import RecipeError
     from edgetl.models.custom import edge_model
+    from edgetl.models.encoder import layer_summary, sync_hf_config
     from edgetl.models.macs import model_macs
-    from edgetl.prune.transformer import layer_summary, sync_hf_config
     from edgetl.train.inputs import prepare
     from edgetl.train.loop import evaluate
 

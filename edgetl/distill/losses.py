@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgetl.errors import RecipeError
+from edgetl.models.encoder import encoder_layers
 
 # ---------------------------------------------------------------- pure loss functions
 
@@ -190,19 +191,6 @@ class FeatureKD:
     def remove(self) -> None:
         for s_tap, _t, _w, _f in self.pairs:
             s_tap.remove()
-
-
-def encoder_layers(module: nn.Module) -> tuple[str, nn.ModuleList] | None:
-    """The transformer layer list of a BERT-family model wrapped by edgetl (`hf.<base>.encoder.layer`)."""
-    hf = getattr(module, "hf", None)
-    if hf is None:
-        return None
-    prefix = getattr(hf, "base_model_prefix", "")
-    base = getattr(hf, prefix, None)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if isinstance(layers, nn.ModuleList):
-        return f"hf.{prefix}.encoder.layer", layers
-    return None
 
 
 def default_attention_pairs(student: nn.Module, teacher: nn.Module, kept_layers: list[int] | None) -> list[tuple[int, int]]:

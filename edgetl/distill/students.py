@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 def drop_layers(teacher: EdgeModel, keep: list[int], field: str = "keep_layers") -> EdgeModel:
     """A copy of `teacher` that keeps only the encoder layers `keep` (in that order); the HF config's
     num_hidden_layers and the carried hf_config.json follow, so the student saves and reloads as itself."""
-    from edgetl.distill.losses import encoder_layers
-    from edgetl.prune.transformer import sync_hf_config
+    from edgetl.models.encoder import encoder_layers, sync_hf_config
 
     found = encoder_layers(teacher.module)
     if found is None:

@@ -82,7 +82,7 @@ def _adapt_problems(a: AdaptOptions, cfg: FinetuneConfig, task: str, model_cfg: 
 def _adapt_arch_problems(a: AdaptOptions, task: str, model_cfg: Any, field: Callable[[str], str]) -> list[str]:
     from torch import nn
 
-    from edgetl.finetune.arch import skeleton
+    from edgetl.models.arch import skeleton
 
     module = skeleton(model_cfg, task)
     if module is None:
@@ -100,8 +100,8 @@ def _adapt_arch_problems(a: AdaptOptions, task: str, model_cfg: Any, field: Call
 
 def _arch_problems(cfg: FinetuneConfig, task: str, model_cfg: Any, field: Callable[[str], str]) -> list[str]:
     from edgetl.finetune import adapters, lora
-    from edgetl.finetune.arch import depth_groups, skeleton
     from edgetl.finetune.layerwise import unknown_module_targets
+    from edgetl.models.arch import depth_groups, skeleton
 
     module = skeleton(model_cfg, task)
     if module is None:

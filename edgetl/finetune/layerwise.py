@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from edgetl.finetune.arch import DepthGroups, matches
+from edgetl.models.arch import DepthGroups, matches
 
 log = logging.getLogger(__name__)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)

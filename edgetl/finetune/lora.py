@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from edgetl.errors import NonFiniteError, StageError
-from edgetl.finetune.arch import head_name, matches
+from edgetl.models.arch import head_name, matches
 from edgetl.train.finite import nonfinite, over
 
 log = logging.getLogger(__name__)

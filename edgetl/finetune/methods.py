@@ -14,10 +14,11 @@ from torch import nn
 
 from edgetl.data.datasets import DataBundle
 from edgetl.finetune import adapters, lora
-from edgetl.finetune.arch import depth_groups, head_name
 from edgetl.finetune.augment import make_augment
 from edgetl.finetune.layerwise import GradualUnfreezer, freeze_except, param_groups, train_mode
 from edgetl.finetune.regularizers import build_terms
+from edgetl.models.adapters import inject
+from edgetl.models.arch import depth_groups, head_name
 from edgetl.models.base import EdgeModel, to_torch
 from edgetl.train.loop import Trainer, TrainResult
 
@@ -178,7 +179,7 @@ def _adapter(cfg, model: EdgeModel, data: DataBundle, settings, terms, common) -
     module = model.module
     head = head_name(module)
     spec = adapters.plan(module, style=o.style, reduction=o.reduction, activation=o.activation, targets=o.targets)
-    adapters.inject(module, spec)
+    inject(module, spec)
     model.builder = {**model.builder, "adapters": spec}
     norms = {n for n, m in module.named_modules() if isinstance(m, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d))}
 

@@ -5,22 +5,16 @@ attention), the same definition `edgetl bench` applies to an ONNX file (`bench/m
 model and its export report the same number. Counted at the ATen level with torch's FlopCounterMode:
 module-hook counters (torch-pruning's included) miss layers that subclass nn.Conv2d and call F.conv2d
 themselves, such as EfficientNet-Lite's same-padding convolutions.
-Also fills `info["macs"]` of every artifact a stage produces, so report.json has MACs on each of them.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
 
     from edgetl.models.base import EdgeModel
-    from edgetl.pipeline.artifacts import Artifact
-    from edgetl.stages.base import StageContext
-
-log = logging.getLogger(__name__)
 
 
 def _flop_mapping() -> dict[Any, Any]:
@@ -56,33 +50,3 @@ def count_macs(module: nn.Module, example_inputs: dict[str, Any]) -> tuple[int, 
 def model_macs(model: EdgeModel) -> tuple[int, int]:
     """MACs and parameters of an EdgeModel at batch 1 and its preprocessing's input size / max_length."""
     return count_macs(model.module, model.example_inputs(batch=1))
-
-
-def fill_artifact_macs(ctx: StageContext, produced: list[Artifact]) -> None:
-    """Give every produced artifact `info["macs"]`: copied from its parent when the structure is the same
-    (ONNX exported or quantized from it), counted on the saved model for a PyTorch artifact otherwise.
-    Never fails a stage: a model that cannot be counted keeps no `macs` (logged)."""
-    from edgetl.models.base import load_model
-
-    known = {a.name: a for a in ctx.artifacts.values()}
-    for art in produced:
-        known[art.name] = art
-    for art in produced:
-        if "macs" in art.info:
-            continue
-        try:
-            parent = known.get(art.parent) if art.parent else None
-            if art.format != "pytorch" and parent is not None and "macs" in parent.info:
-                art.info["macs"] = parent.info["macs"]
-                continue
-            if art.format == "pytorch":
-                rel = art.path[len(ctx.final_rel) + 1:] if art.path.startswith(ctx.final_rel + "/") else art.path
-                model = load_model(ctx.work_dir / rel)
-            elif art.parent is None:
-                model, _ = ctx.current_model()
-            else:
-                continue
-            art.info["macs"], params = model_macs(model)
-            art.info.setdefault("params", params)
-        except Exception as exc:  # noqa: BLE001 - MACs are a report fact; never fail the stage over them
-            log.debug("could not count MACs of %s: %s", art.name, exc)

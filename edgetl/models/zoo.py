@@ -222,7 +222,7 @@ def _load_mobilenet_v2_weights(module) -> None:
 def build(builder: dict[str, Any], files: dict[str, Path]):
     """The architecture described by `builder`, with fresh weights (used when reloading saved models)."""
     if builder.get("adapters"):  # bottleneck adapters from `finetune` method: adapter, re-injected by name
-        from edgetl.finetune.adapters import inject
+        from edgetl.models.adapters import inject
 
         return inject(build({k: v for k, v in builder.items() if k != "adapters"}, files), builder["adapters"])
     kind = builder.get("kind")

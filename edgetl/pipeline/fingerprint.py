@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgetl.pipeline.artifacts import sha256_file, write_json_atomic
+from edgetl.runtime.files import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 USER_DATA = ("imagefolder", "csv")

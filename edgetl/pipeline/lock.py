@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import RunFolderBusyError
-from edgetl.pipeline.artifacts import write_json_atomic
+from edgetl.runtime.files import write_json_atomic
 
 LOCK_FILE = ".edgetl.lock"
 HOLDER_FILE = ".edgetl.lock.json"

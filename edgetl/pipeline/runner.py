@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import EdgetlError, RecipeError, StageError
-from edgetl.pipeline.artifacts import Artifact, digest_and_size, replace_dir, stable_hash, write_json_atomic
+from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.load import blame_overrides, recipe_to_dict
 from edgetl.recipe.schema import DATA_READING_FIELDS, RecipeBase
 from edgetl.registry import STAGES
+from edgetl.runtime.files import digest_and_size, replace_dir, stable_hash, write_json_atomic
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
         final = stages_dir / dirname
         result = _reusable(stage, final, key, out_dir)
         if world > 1:
-            from edgetl.finetune.distributed import barrier
+            from edgetl.train.distributed import barrier
 
             barrier()  # every rank has looked before rank 0 can write this stage
         if result is not None:
@@ -182,7 +183,7 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
             replace_dir(work, final)  # files and folders are fsynced before the rename
             status = "ran"
             if world > 1:
-                from edgetl.finetune.distributed import barrier
+                from edgetl.train.distributed import barrier
 
                 barrier()
         for art in result["artifacts"]:
@@ -191,7 +192,7 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
                                    result["seconds"], [a["name"] for a in result["artifacts"]], result["metrics"]))
     total = time.perf_counter() - started
     if world > 1:  # rank 0 writes the reports; the others return what it wrote
-        from edgetl.finetune.distributed import barrier
+        from edgetl.train.distributed import barrier
 
         report = write_reports(recipe, out_dir, artifacts, records, recipe_file=recipe_file,
                                total_seconds=total, selection=selection) if rank == 0 else None
@@ -203,7 +204,7 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size); joins torchrun's process group when WORLD_SIZE > 1."""
-    from edgetl.finetune.distributed import env_world_size, maybe_init, rank_and_world
+    from edgetl.train.distributed import env_world_size, maybe_init, rank_and_world
 
     if env_world_size() <= 1:
         return 0, 1
@@ -217,7 +218,7 @@ def _follow_rank0(stage: Stage, recipe: RecipeBase, out_dir: Path, stage_id: str
     (`Stage.distributed`), then wait for rank 0 and use what rank 0 wrote."""
     import tempfile
 
-    from edgetl.finetune.distributed import barrier
+    from edgetl.train.distributed import barrier
 
     if getattr(stage, "distributed", False):
         scratch = Path(tempfile.mkdtemp(prefix=f"edgetl-rank-{stage_id}-"))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import RecipeError
-from edgetl.pipeline.artifacts import stable_hash, write_json_atomic
 from edgetl.recipe.schema import SELECTION_FIELDS, ModelConfig, RecipeBase
+from edgetl.runtime.files import stable_hash, write_json_atomic
 
 log = logging.getLogger(__name__)
 SELECTION_FILE = "selection.json"
@@ -155,7 +155,7 @@ def resolve_auto(recipe: RecipeBase, out_dir: Path, *, rank: int = 0, world: int
     if rank == 0:
         selection = select_source(recipe, out_dir)
     if world > 1:
-        from edgetl.finetune.distributed import barrier
+        from edgetl.train.distributed import barrier
 
         barrier()
     if rank != 0:

@@ -37,9 +37,9 @@ def prune(model: Any, train: Any, eval_data: Any = None, config: PruneConfig | d
     error messages (the recipe stage passes `stages.N.`).
     Returns Result(model, out folder, metrics) with the metrics report.json shows for a prune stage."""
     from edgetl.errors import EdgetlError, RecipeError
+    from edgetl.models.encoder import layer_summary, sync_hf_config
     from edgetl.models.macs import model_macs
     from edgetl.prune.structured import PruneError, StructuredPruner, layer_widths, taylor_gradients
-    from edgetl.prune.transformer import layer_summary, sync_hf_config
     from edgetl.train.inputs import prepare
     from edgetl.train.loop import evaluate
 

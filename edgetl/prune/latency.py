@@ -37,8 +37,9 @@ class LatencyProbe:
         self.count = 0
 
     def _runner(self, model: EdgeModel, tag: str):
-        from edgetl.backends.onnxruntime import make_session, session_inputs
+        from edgetl.backends.onnxruntime import session_inputs
         from edgetl.export.onnx import torch_to_onnx
+        from edgetl.runtime.ort import make_session
 
         path = self.folder / f"{tag}.onnx"
         torch_to_onnx(model, path, self.opset)

@@ -51,7 +51,7 @@ def classifier_head(module: nn.Module, num_labels: int) -> nn.Module | None:
 
 def layer_widths(module: nn.Module) -> dict[str, int]:
     """Output width per Conv/Linear layer (channels / features), plus attention heads for transformers."""
-    from edgetl.prune.transformer import hf_layers
+    from edgetl.models.encoder import hf_layers
 
     widths: dict[str, int] = {}
     for name, m in module.named_modules():
@@ -168,7 +168,7 @@ class StructuredPruner:
         self.done += 1
         module.zero_grad(set_to_none=True)
         if self.is_transformer:
-            from edgetl.prune.transformer import fix_attention_attrs
+            from edgetl.models.encoder import fix_attention_attrs
 
             fix_attention_attrs(module)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgetl.errors import BundleError
 from edgetl.runtime.bundle_schema import manifest_problems
+from edgetl.runtime.files import sha256_file
 from edgetl.runtime.paths import leaves, relpath_problem
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,6 @@ LAYOUT_BACKENDS = {
     "onnxruntime": ("onnxruntime",),
     "tensorrt": ("tensorrt", "onnxruntime"),
 }
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def canonical_json(data: Any) -> str:

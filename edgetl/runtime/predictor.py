@@ -58,7 +58,7 @@ def _onnx_source(bundle: Bundle, model: BundleModel) -> bytes | Path:
 
 class _OrtRunner:
     def __init__(self, source: bytes | Path, backend: str, threads: int | None):
-        from edgetl.backends.onnxruntime import make_session
+        from edgetl.runtime.ort import make_session
 
         self.session = make_session(source, threads=threads, backend=backend)
         self.names = {i.name for i in self.session.get_inputs()}
@@ -70,7 +70,7 @@ class _OrtRunner:
 
 class _TrtRunner:
     def __init__(self, bundle: Bundle, model: BundleModel, engine_cache: Path | None, use_cuda_graph: bool):
-        from edgetl.trt.bundle_engine import engine_for_bundle
+        from edgetl.runtime.bundle_engine import engine_for_bundle
         from edgetl.trt.runner import TrtSession
 
         engine_path = engine_for_bundle(bundle, model, cache_dir=engine_cache)

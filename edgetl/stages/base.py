@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgetl.pipeline.artifacts import Artifact, digest_and_size
+from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.runtime.files import digest_and_size
 from edgetl.train.config import TrainingFields
 
 if TYPE_CHECKING:
@@ -112,11 +113,40 @@ class Stage:
         start = time.perf_counter()
         log.info("stage %d: %s", self.index, self.type)
         artifacts = self.execute(ctx)
-        from edgetl.models.macs import fill_artifact_macs  # every artifact gets info["macs"] for report.json
-
-        fill_artifact_macs(ctx, artifacts)
+        fill_artifact_macs(ctx, artifacts)  # every artifact gets info["macs"] for report.json
         ctx.metrics.setdefault("seconds", round(time.perf_counter() - start, 3))
         return artifacts
 
     def execute(self, ctx: StageContext) -> list[Artifact]:
         raise NotImplementedError
+
+
+def fill_artifact_macs(ctx: StageContext, produced: list[Artifact]) -> None:
+    """Give every produced artifact `info["macs"]`: copied from its parent when the structure is the same
+    (ONNX exported or quantized from it), counted on the saved model for a PyTorch artifact otherwise.
+    Never fails a stage: a model that cannot be counted keeps no `macs` (logged)."""
+    from edgetl.models.base import load_model
+    from edgetl.models.macs import model_macs
+
+    known = {a.name: a for a in ctx.artifacts.values()}
+    for art in produced:
+        known[art.name] = art
+    for art in produced:
+        if "macs" in art.info:
+            continue
+        try:
+            parent = known.get(art.parent) if art.parent else None
+            if art.format != "pytorch" and parent is not None and "macs" in parent.info:
+                art.info["macs"] = parent.info["macs"]
+                continue
+            if art.format == "pytorch":
+                rel = art.path[len(ctx.final_rel) + 1:] if art.path.startswith(ctx.final_rel + "/") else art.path
+                model = load_model(ctx.work_dir / rel)
+            elif art.parent is None:
+                model, _ = ctx.current_model()
+            else:
+                continue
+            art.info["macs"], params = model_macs(model)
+            art.info.setdefault("params", params)
+        except Exception as exc:  # noqa: BLE001 - MACs are a report fact; never fail the stage over them
+            log.debug("could not count MACs of %s: %s", art.name, exc)

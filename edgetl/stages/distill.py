@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import Field
 
 from edgetl.distill.config import DistillConfig
-from edgetl.pipeline.artifacts import Artifact, stable_hash
+from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.runtime.files import stable_hash
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)

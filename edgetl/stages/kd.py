@@ -93,7 +93,7 @@ def load_teacher(ctx: StageContext, teacher: str | None, default: Any = None,
 def logit_cache_path(ctx: StageContext, cfg: KDConfig | None, teacher: str) -> Path | None:
     """Where `kd.cache` keeps the teacher's logits: keyed by the teacher (artifact sha256, else its name or
     folder), the data and the model settings, so another teacher or dataset never reads stale logits."""
-    from edgetl.pipeline.artifacts import stable_hash
+    from edgetl.runtime.files import stable_hash
 
     if cfg is None or not cfg.cache:
         return None

@@ -170,7 +170,7 @@ class Trainer:
         import contextlib
         import os
 
-        from edgetl.finetune.distributed import maybe_init, rank_and_world, shard, wrap_ddp
+        from edgetl.train.distributed import maybe_init, rank_and_world, shard, wrap_ddp
 
         s = self.s
         seed_everything(s.seed)

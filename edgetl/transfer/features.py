@@ -26,7 +26,7 @@ class Features:
 def extract_features(model: EdgeModel, batches: Iterable, source_head: nn.Module | None = None) -> Features:
     """Run `model` in eval mode over `batches` of raw inputs (uint8 images or strings) and keep what its last
     nn.Linear receives. BatchNorm uses its pretrained statistics and dropout is off, as in the paper setups."""
-    from edgetl.finetune.arch import head_name
+    from edgetl.models.arch import head_name
 
     module = model.module.eval()
     head = module.get_submodule(head_name(module))

@@ -56,7 +56,7 @@ def _hf_head(ref: str, model: EdgeModel, revision: str | None, trust_remote_code
     backbone (its head would be random) or the data's head reads other features (mean-pooled text)."""
     from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
-    from edgetl.finetune.arch import head_name
+    from edgetl.models.arch import head_name
 
     if model.builder.get("pooling", "cls") != "cls":
         return SourceHead(None, f"hf:{ref}'s classifier reads the [CLS] pooler, the model here pools by "
@@ -81,7 +81,7 @@ def _hf_head(ref: str, model: EdgeModel, revision: str | None, trust_remote_code
 def source_head(source: str, model: EdgeModel, *, pretrained: bool = True, revision: str | None = None,
                 trust_remote_code: bool = False) -> SourceHead:
     """The source classifier of `model`, loaded from `source` (a zoo name, `hf:<ref>` or a saved folder)."""
-    from edgetl.finetune.arch import head_name
+    from edgetl.models.arch import head_name
 
     if not pretrained:
         return SourceHead(None, "random weights (pretrained: false) have no source classifier")

@@ -5,7 +5,7 @@
     GPU/SM/TensorRT (device check on) -> build_serialized_network -> save timing cache -> inspect layer
     precisions -> engine cache keyed by (onnx sha256, TensorRT, device, flags, shapes)
 
-Torch-free: an app can build the engine for its own device from a bundle (`edgetl.trt.bundle_engine`).
+Torch-free: an app can build the engine for its own device from a bundle (`edgetl.runtime.bundle_engine`).
 """
 
 from __future__ import annotations

@@ -14,12 +14,13 @@ pytestmark = [pytest.mark.gpu, pytest.mark.trt,
 
 
 def test_run_with_build_engine_and_bundle(tmp_path):
-    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.backends.onnxruntime import predict
     from edgetl.data.datasets import load_data
     from edgetl.pipeline.runner import compress
     from edgetl.recipe.load import parse_recipe
     from edgetl.runtime import Predictor
     from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.runtime.ort import make_session
     from edgetl.testing.recipes import tiny_vision_recipe
 
     raw = tiny_vision_recipe(name="tiny-trt")

@@ -180,7 +180,8 @@ def test_benchmark_backend_times_host_and_gpu_and_chunks_big_batches(tmp_path, o
 
 def test_runtime_predictor_builds_an_engine_for_a_bundle_and_agrees_with_onnxruntime(tmp_path):
     from edgetl.runtime import Predictor
-    from edgetl.runtime.bundle import BUNDLE_FORMAT, seal, sha256_file
+    from edgetl.runtime.bundle import BUNDLE_FORMAT, seal
+    from edgetl.runtime.files import sha256_file
     from edgetl.runtime.preprocess import Preprocessing
 
     root = tmp_path / "bundle"

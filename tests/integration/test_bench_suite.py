@@ -12,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from edgetl.bench.history import History
-from edgetl.bench.suite import load_suite, run_suite
 from edgetl.cli import app
 from edgetl.errors import RecipeError
+from edgetl.pipeline.suite import load_suite, run_suite
 
 
 def mlp(path, width, depth):

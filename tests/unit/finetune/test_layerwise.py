@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from edgetl.finetune.arch import depth_groups, head_name
 from edgetl.finetune.augment import make_augment
 from edgetl.finetune.config import FinetuneConfig
 from edgetl.finetune.layerwise import GradualUnfreezer, param_groups, train_mode
 from edgetl.finetune.methods import run_method
+from edgetl.models.arch import depth_groups, head_name
 
 
 def cfg(**kw):

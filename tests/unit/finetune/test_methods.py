@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from edgetl.finetune import adapters, lora
-from edgetl.finetune.arch import head_name
 from edgetl.finetune.config import FinetuneConfig
 from edgetl.finetune.layerwise import train_mode
 from edgetl.finetune.methods import run_method
+from edgetl.models.adapters import inject
+from edgetl.models.arch import head_name
 from edgetl.models.base import load_model, save_model, to_torch
 from edgetl.train.loop import predict_logits
 
@@ -124,7 +125,7 @@ def test_adapter_gradients_reach_only_the_intended_parameters(tiny_bert, rt):
     x = to_torch(tiny_bert.encoder()(rt.eval.inputs[:4]))
     with torch.no_grad():
         ref = module(**x)
-    adapters.inject(module, spec)
+    inject(module, spec)
     with torch.no_grad():
         torch.testing.assert_close(module(**x), ref)  # zero-initialised up-projection: same function at start
     head = head_name(module)

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from edgetl.errors import ExportError, RecipeError
-from edgetl.pipeline.artifacts import sha256_file
 from edgetl.pipeline.runner import compress, validate
 from edgetl.recipe.load import parse_recipe
+from edgetl.runtime.files import sha256_file
 from edgetl.testing.recipes import tiny_vision_recipe
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgetl.models.base import save_model
+from edgetl.models.encoder import sync_hf_config
 from edgetl.prune.structured import StructuredPruner
-from edgetl.prune.transformer import sync_hf_config
 from edgetl.train.loop import predict_logits
 
 FRESH = """
@@ -17,7 +17,8 @@ import sys, numpy as np
 from pathlib import Path
 from edgetl.models.base import load_model
 from edgetl.export.onnx import torch_to_onnx
-from edgetl.backends.onnxruntime import make_session, predict
+from edgetl.backends.onnxruntime import predict
+from edgetl.runtime.ort import make_session
 from edgetl.train.loop import predict_logits
 folder = Path(sys.argv[1]); raw = np.load(folder.parent / "raw.npy", allow_pickle=True)
 raw = list(raw) if raw.dtype == object else raw

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from edgetl.models.encoder import hf_layers, layer_summary
 from edgetl.models.macs import model_macs
 from edgetl.prune.structured import PruneError, StructuredPruner, layer_widths
-from edgetl.prune.transformer import hf_layers, layer_summary
 
 
 def conv_widths(module):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgetl.runtime.bundle import BUNDLE_FORMAT, seal, sha256_file
+from edgetl.runtime.bundle import BUNDLE_FORMAT, seal
+from edgetl.runtime.files import sha256_file
 from edgetl.runtime.preprocess import Preprocessing
 
 LABELS = ["cat", "dog", "bird", "fish"]

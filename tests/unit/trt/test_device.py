@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgetl.trt.bundle_engine import same_board
+from edgetl.runtime.bundle_engine import same_board
 from edgetl.trt.cache import board_key, engine_key, timing_cache_path
 from edgetl.trt.device import board_model, describe_device, jetpack
 

@@ -1,4 +1,4 @@
-"""Run by tests/unit/finetune/test_distributed.py, once plainly and once under torchrun (2 processes,
+"""Run by tests/unit/train/test_distributed.py, once plainly and once under torchrun (2 processes,
 gloo): fine-tunes tiny_cnn on a Fashion-MNIST subset with the shared Trainer and, on rank 0 only, saves the
 weights and the result to OUT."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from edgetl.data.datasets import load_data
-from edgetl.finetune.distributed import is_main, rank_and_world
 from edgetl.finetune.layerwise import train_mode
 from edgetl.models.zoo import load_source
 from edgetl.recipe.schema import DataConfig, ModelConfig
+from edgetl.train.distributed import is_main, rank_and_world
 from edgetl.train.loop import Trainer, TrainSettings, seed_everything
 
 torch.set_num_threads(1)

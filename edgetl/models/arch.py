@@ -1,5 +1,6 @@
-"""What a fine-tuning method needs to know about an architecture, found from module names and types so
-it works on every model edgetl loads (zoo CNNs, Hugging Face encoders, pruned or adapted saved models):
+"""What fine-tuning methods (and transfer ranking) need to know about an architecture, found from module
+names and types so it works on every model edgetl loads (zoo CNNs, Hugging Face encoders, pruned or adapted
+saved models):
 
 - the classification head (the last `nn.Linear`, registered after the backbone in every model we load);
 - depth groups, bottom to top: what comes before the main block container (stem / embeddings), one

@@ -1,6 +1,7 @@
 """Nightly benchmark suites: models x backends x batch sizes from a YAML file, measured with the shared
 runner, appended to a SQLite history, judged against recent history (see edgetl.bench.history for the
 rule), suspected regressions re-run to confirm, and a Markdown + HTML report with trend plots written.
+In the pipeline layer because an entry may name a run folder that `compress` builds from its recipe first.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def _targets(cfg: SuiteConfig, m: SuiteModel):
 def _measure(cfg: SuiteConfig, entries: list[SuiteModel]) -> list[dict[str, Any]]:
     """Measure entries, grouped by identical settings so each group is timed interleaved in one call."""
     from edgetl.bench.runner import BenchOptions, run_benchmark
-    from edgetl.commands.bench import load_eval_data
+    from edgetl.data.datasets import load_eval_data
 
     groups: dict[tuple, list[SuiteModel]] = {}
     for m in entries:
@@ -169,7 +170,7 @@ def _history_rows(cfg: SuiteConfig, r: dict[str, Any], session: str, rerun: bool
 def run_suite(cfg: SuiteConfig, history_path: str | Path, *, out_dir: str | Path | None = None,
               rerun: bool = True) -> dict[str, Any]:
     from edgetl.bench.history import History, assess
-    from edgetl.pipeline.artifacts import write_json_atomic
+    from edgetl.runtime.files import write_json_atomic
 
     session = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     hist = History(history_path)
