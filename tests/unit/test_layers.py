@@ -1,7 +1,10 @@
 """Imports point down: the techniques and the layers below them never import a stage (the stages are thin
-adapters over them), so `edgetl.prune(...)` and friends work without recipes or run folders."""
+adapters over them), so `edgetl.prune(...)` and friends work without recipes or run folders; and every
+contract in pyproject.toml's [tool.importlinter] holds."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,13 @@ def test_techniques_and_lower_layers_never_import_a_stage(package):
     upward = {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / package).rglob("*.py")
               for m in runtime_imports(p) if m.startswith(("edgetl.stages", "edgetl.pipeline.runner"))}
     assert not upward
+
+
+def test_import_contracts_hold():
+    """The contracts in pyproject.toml ([tool.importlinter]): layers only point down, the runtime is torch-free.
+    On failure the message is lint-imports' report: which import breaks which contract, with its line."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    assert lint_imports.exists(), "lint-imports is missing: pip install -e '.[dev]' (import-linter)"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([str(lint_imports), "--no-cache"], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
