@@ -32,6 +32,19 @@ PARALLEL_FROM = 256  # files; fewer decode faster in this process than a worker 
 RACY_NS = 2_000_000_000  # a file written this recently may change again within one mtime tick: not cached
 
 
+def worker_context() -> Any:
+    """Where decoding processes come from. Not `fork`: forking a process whose other threads (ONNX Runtime's
+    and OpenMP's pools, a tokenizer's) may hold a lock can leave the child waiting on it forever. A forkserver
+    (spawn where there is none) starts workers from a clean process that has imported only this module and torch's
+    DataLoader (imported once there, not once per worker and epoch)."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, "torch.utils.data"])
+    return ctx
+
+
 class Bad(NamedTuple):
     """An image that cannot be decoded (a value, not an exception: it crosses process boundaries intact)."""
 
@@ -243,7 +256,7 @@ def read_images(files: Sequence[Path], *, skip_corrupt: bool, skipped: list[str]
     arrays: list[np.ndarray] = []
     # a pool pays for itself past a few hundred files; a daemonic process (itself a pool worker) may not have one
     parallel = workers and n > PARALLEL_FROM and not multiprocessing.current_process().daemon
-    pool = multiprocessing.get_context().Pool(min(workers, os.cpu_count() or 1)) if parallel else None
+    pool = worker_context().Pool(min(workers, os.cpu_count() or 1)) if parallel else None
     try:
         work = _decoded_shape if stream else decode_image
         # in order, so without skip_corrupt the first bad file in the listing is the one named
@@ -316,7 +329,8 @@ def stream_batches(images: ImageFiles, labels: np.ndarray, batches: list[np.ndar
     workers = min(workers, len(batches))
     dataset: Any = _Batches(images, labels, batches)  # a map-style dataset need not subclass torch's Dataset
     loader: Any = DataLoader(dataset, batch_size=None, shuffle=False, collate_fn=_as_is, num_workers=workers,
-                             prefetch_factor=2 if workers else None)
+                             prefetch_factor=2 if workers else None,
+                             multiprocessing_context=worker_context() if workers else None)
     for item in loader:
         if isinstance(item, Bad):
             raise DataError(item.message, hint=item.hint or None)

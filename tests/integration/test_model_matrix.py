@@ -41,8 +41,6 @@ def _bert_source(tmp_path) -> str:
 # dropped: the onnxruntime layout derived from QAT disagrees with the fake-quant model more than the gate allows.
 KNOWN = {
     "efficientnet_lite0": "pruned EfficientNet-Lite at 32 px: QAT onnxruntime layout agreement 0.83 < gate 0.94",
-    "efficientnet_lite1": "pruned EfficientNet-Lite at 32 px: QAT onnxruntime layout below the parity gate",
-    "efficientnet_lite2": "pruned EfficientNet-Lite at 32 px: QAT onnxruntime layout below the parity gate",
     "hf_vit": "random-init ViT: QAT onnxruntime layout agreement 0.84 < gate 0.97 (logits within 0.07)",
 }
 
