@@ -55,7 +55,7 @@ def ort_ptq(fp32: Path, out_dir: Path, meta, train, samples: int, input_names: s
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     from edgetl.data.datasets import stratified_subset
-    from edgetl.stages.quantize import preprocess_for_quantization
+    from edgetl.quant.ptq import preprocess_for_quantization
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pre = out_dir / "model.pre.onnx"

@@ -4,7 +4,8 @@ Importing the package is cheap on purpose: torch, onnxruntime and transformers l
 stage or backend that needs them runs.
 
 The library (docs/api.md): one function per technique on plain inputs, each returning an `edgetl.Result`:
-`edgetl.finetune`, `edgetl.prune`, `edgetl.distill`, `edgetl.export_onnx`, `edgetl.benchmark`, `edgetl.bundle`.
+`edgetl.finetune`, `edgetl.prune`, `edgetl.distill`, `edgetl.quantize`, `edgetl.export_onnx`,
+`edgetl.benchmark`, `edgetl.bundle`.
 """
 
 __version__ = "0.1.0"
@@ -25,12 +26,14 @@ API = {
     "finetune": "edgetl.finetune.api:finetune",
     "prune": "edgetl.prune.api:prune",
     "distill": "edgetl.distill.api:distill",
+    "quantize": "edgetl.quant.api:quantize",
     "export_onnx": "edgetl.export.onnx:export_onnx",
     "benchmark": "edgetl.bench.api:benchmark",
     "bundle": "edgetl.bundle.api:bundle",
     "Result": "edgetl.result:Result",
     "FinetuneConfig": "edgetl.finetune.config:FinetuneConfig",
     "PruneConfig": "edgetl.prune.config:PruneConfig",
+    "QuantizeConfig": "edgetl.quant.config:QuantizeConfig",
     "ExportConfig": "edgetl.export.config:ExportConfig",
     "KDConfig": "edgetl.distill.config:KDConfig",
     "DistillConfig": "edgetl.distill.config:DistillConfig",

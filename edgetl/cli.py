@@ -153,6 +153,7 @@ def zoo(all_: Annotated[bool, typer.Option("--all", help="Include tiny test mode
 COMMANDS: list[tuple[str, str]] = [
     ("bundle", "edgetl.commands.bundle:bundle"),
     ("export", "edgetl.commands.export:export"),
+    ("quantize", "edgetl.commands.quantize:quantize"),
     ("build-engine", "edgetl.commands.build_engine:build_engine"),
     ("bench", "edgetl.commands.bench:bench"), ("bench-suite", "edgetl.commands.bench:bench_suite"),
     ("check-qdq", "edgetl.commands.check_qdq:check_qdq"),

@@ -38,6 +38,7 @@ def export_onnx(model: Any, out: str | Path, config: ExportConfig | dict[str, An
     or strings, or any data form edgetl.data.inputs takes: its eval part is used); default seeded random
     images or a few sample sentences. Returns Result(model, path of the .onnx, metrics: params, opset, io,
     exporter, parity). Raises ExportError when the export fails or parity is off."""
+    from edgetl.backends.onnx_graph import io_spec
     from edgetl.models.custom import edge_model
     from edgetl.runtime.meta import write_onnx_meta
 
@@ -50,7 +51,7 @@ def export_onnx(model: Any, out: str | Path, config: ExportConfig | dict[str, An
         torch_to_onnx(model, path, cfg.opset)
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed for {model.source}: {type(exc).__name__}: {exc}") from exc
-    io = onnx_io(path)
+    io = io_spec(path)
     if io["opset"] != cfg.opset:
         log.warning("asked for opset %d, the exporter wrote %s", cfg.opset, io["opset"])
     for name, src in model.files.items():
@@ -81,23 +82,6 @@ def parity_inputs(model: Any, data: Any, n: int) -> Any:
         data = (data, np.zeros(len(data), dtype=np.int64))  # bare inputs: labels play no part in parity
     split = data if isinstance(data, Split) else as_split(data, "parity")
     return split.inputs[: min(n, len(split))]
-
-
-def onnx_io(path: Path) -> dict[str, Any]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-
-    def describe(values):
-        out = []
-        for v in values:
-            t = v.type.tensor_type
-            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-            out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims})
-        return out
-
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output), "opset": opset}
 
 
 def torch_to_onnx(model: Any, path: Path, opset: int) -> None:

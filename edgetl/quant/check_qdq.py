@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-QUANTIZABLE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-PLACEMENT = (*QUANTIZABLE, "Add")
-PASS_THROUGH = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+from edgetl.backends.onnx_graph import SHAPE_OPS, WEIGHTED_OPS, graph_index, opset_of
+
+PLACEMENT = (*WEIGHTED_OPS, "Add")
 MIN_OPSET = 13
 
 
@@ -51,14 +51,10 @@ def check_qdq(model_or_path: Any, allow_float: set[str] | frozenset = frozenset(
         if n.op_type == "Constant" and n.attribute:
             consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t) if n.attribute[0].t.dims or \
                 n.attribute[0].t.raw_data else None
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    producer, consumers = graph_index(g)
     out: list[Violation] = []
     graph_outputs = {o.name for o in g.output}
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = opset_of(model) or 0
     if opset < MIN_OPSET:
         out.append(Violation("opset", "model", f"opset {opset}: per-channel Q/DQ needs opset >= {MIN_OPSET}; "
                                                 "export at opset 17"))
@@ -73,7 +69,7 @@ def check_qdq(model_or_path: Any, allow_float: set[str] | frozenset = frozenset(
         """(op node, perm applied on the way) for ops reached through shape-only ops."""
         found = []
         for c in consumers.get(name, []):
-            if c.op_type in PASS_THROUGH:
+            if c.op_type in SHAPE_OPS:
                 p = attr(c, "perm", None) if c.op_type == "Transpose" else None
                 for fc, fp in final_consumers(c.output[0], p if p is not None else perm):
                     found.append((fc, fp))
@@ -164,7 +160,7 @@ def check_qdq(model_or_path: Any, allow_float: set[str] | frozenset = frozenset(
         seen = tensor
         while seen not in dq_out:
             p = producer.get(seen)
-            if p is None or p.op_type not in PASS_THROUGH:
+            if p is None or p.op_type not in SHAPE_OPS:
                 return False
             seen = p.input[0]
         return True
@@ -179,12 +175,12 @@ def check_qdq(model_or_path: Any, allow_float: set[str] | frozenset = frozenset(
                 return False
             if p.op_type == "DequantizeLinear":
                 return p.input[0] in consts
-            if p.op_type not in PASS_THROUGH:
+            if p.op_type not in SHAPE_OPS:
                 return False
             seen = p.input[0]
 
     for n in g.node:
-        if n.op_type not in QUANTIZABLE or len(n.input) < 2:
+        if n.op_type not in WEIGHTED_OPS or len(n.input) < 2:
             continue
         if not is_weight_input(n.input[1]):
             continue  # activation x activation MatMul (attention): TensorRT may run it in float

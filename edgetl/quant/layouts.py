@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.backends.onnx_graph import SHAPE_OPS, WEIGHTED_OPS, graph_index, opset_of
+
 log = logging.getLogger(__name__)
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-PASS_THROUGH = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
+# a weight reaches its op through shape-only ops and Casts (an exporter may cast a constant weight)
+WEIGHT_PATH_OPS = (*SHAPE_OPS, "Cast")
 # what the onnxruntime layout of an image model quantizes: ops ONNX Runtime runs in int8 on the trained ranges or
 # by moving data, Relu/Clip (folded into the range of the Q after the conv) and the linear Add / average pools,
 # whose calibrated ranges its QLinearConv/QLinearAdd need. Not the other non-linearities (Sigmoid, Mul of
@@ -71,11 +73,7 @@ def export_converted(module, example_inputs: dict[str, Any], path: Path, task: s
     onx.save(str(path))
     rename_io(path, task)
     spatial_means_to_global_pool(path)
-    import onnx
-
-    opset = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
-                  if o.domain in ("", "ai.onnx")), None)
-    return {"opset": opset, "exporter": "torch.onnx (dynamo) of a converted PT2E graph"}
+    return {"opset": opset_of(path), "exporter": "torch.onnx (dynamo) of a converted PT2E graph"}
 
 
 def dynamic_shapes(example_inputs: dict[str, Any], task: str, max_sequence: int = 512) -> dict[str, dict[int, Any]]:
@@ -244,7 +242,7 @@ def strip_qdq(path: Path) -> Stripped:
 def keeps_values(node, consts: dict[str, np.ndarray]) -> bool:
     """Whether every output value of `node` is one of its first input's values or 0 (shape-only ops, Pad with
     zeros or copies of the border): a range trained on the output then fits the input too, as does `never negative`."""
-    if node.op_type in PASS_THROUGH:
+    if node.op_type in WEIGHT_PATH_OPS:
         return True
     if node.op_type != "Pad":
         return False
@@ -260,7 +258,7 @@ def _has_weight(node, consts, producers) -> bool:
         seen = x
         while seen not in consts:
             p = producers.get(seen)
-            if p is None or p.op_type not in (*PASS_THROUGH, "DequantizeLinear"):
+            if p is None or p.op_type not in (*WEIGHT_PATH_OPS, "DequantizeLinear"):
                 return False
             seen = p.input[0]
         return True
@@ -282,7 +280,7 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
-    from edgetl.stages.quantize import CalibrationReader
+    from edgetl.quant.ptq import CalibrationReader
 
     stripped = strip_qdq(trt_path)
     float_path = out_path.with_name("float-from-qat.onnx")
@@ -338,7 +336,7 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
         rewired = float_side_consumers(out_path)
     else:
-        rewired = keep_float_ops_float(out_path, set(op_types), set(overrides))
+        rewired = keep_float_ops_float(out_path, set(op_types), set(overrides), stripped.model)
     levels = {}
     for act_out, lo, hi in stripped.activations.values():
         given = overrides.get(act_out, [{}])[0]
@@ -358,25 +356,54 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
             "float_output_layers": float_output_layers(out_path) if task != "text" else []}
 
 
-def keep_float_ops_float(path: Path, quantized_ops: set[str], trained: set[str]) -> int:
+def keep_float_ops_float(path: Path, quantized_ops: set[str], trained: set[str], float_model: Any = None) -> int:
     """The ops an image layout leaves float (not in `quantized_ops`) read and write float tensors, as in the
     fake-quant model. ONNX Runtime's quantizer puts a Q/DQ on every conv output, so a conv feeding a Sigmoid
     (Swish, squeeze-excite gates) would still round its pre-activation output on a calibrated grid, and a quantized
     op after a float one (the pooling after the last Swish) would round its input: every reader of such a pair gets
     the float tensor, unless QAT trained a range for it; pairs nobody reads go, and the conv stays float.
+    ONNX Runtime removes a Relu/Clip in front of a Q (the Q's range clamps instead): a reader rewired to the
+    float tensor then gets the activation back (`float_model`: the graph before quantization, which has it).
     Returns how many inputs were rewired."""
     import onnx
 
     model = onnx.load(str(path))
     g = model.graph
-    producer, _ = _graph_index(g)
+    producer, _ = graph_index(g)
     consts = {t.name for t in g.initializer}
     qdq = ("QuantizeLinear", "DequantizeLinear")
+    restored: dict[str, str] = {}
+
+    def activated(tensor: str) -> str:
+        """`tensor`, or the output of the Relu/Clip the float model applies to it and the quantizer removed."""
+        if float_model is None:
+            return tensor
+        if tensor in restored:
+            return restored[tensor]
+        # (the quantizer drops the activation by letting the op before it write the activation's output name)
+        act = next((n for n in float_model.graph.node if n.op_type in ("Relu", "Clip") and n.output[0] == tensor),
+                   None)
+        made_by = producer.get(tensor)
+        if act is None or made_by is None or made_by.op_type == act.op_type:
+            return tensor
+        node = onnx.NodeProto()
+        node.CopyFrom(act)
+        node.name = f"{act.name or act.output[0]}_restored"
+        node.input[0] = tensor
+        node.output[:] = [f"{act.output[0]}_restored"]
+        have = {t.name for t in g.initializer}
+        for init in float_model.graph.initializer:  # Clip's min / max
+            if init.name in node.input[1:] and init.name not in have:
+                g.initializer.append(init)
+        at = next((i for i, n in enumerate(g.node) if tensor in n.output), -1)
+        g.node.insert(at + 1, node)  # right after the tensor's producer: the graph stays in topological order
+        restored[tensor] = node.output[0]
+        return node.output[0]
 
     def left_float(node) -> bool:
         return node is not None and node.op_type not in (*quantized_ops, *qdq)
 
-    rewired = 0
+    rewire = []
     for n in g.node:
         for k, x in enumerate(n.input):
             dq = producer.get(x)
@@ -386,8 +413,10 @@ def keep_float_ops_float(path: Path, quantized_ops: set[str], trained: set[str])
             if q is None or q.op_type != "QuantizeLinear":
                 continue
             if left_float(n) or (q.input[0] not in trained and left_float(producer.get(q.input[0]))):
-                n.input[k] = q.input[0]
-                rewired += 1
+                rewire.append((n, k, q.input[0]))
+    for n, k, tensor in rewire:  # (after the scan: restoring an activation inserts a node)
+        n.input[k] = activated(tensor)
+    rewired = len(rewire)
     if rewired:
         drop_unread_qdq(g)
         onnx.save(model, str(path))
@@ -398,7 +427,7 @@ def drop_unread_qdq(g) -> None:
     """Remove the Q/DQ nodes whose outputs nobody reads any more (after rewiring their readers)."""
     outputs = {o.name for o in g.output}
     while True:
-        _, consumers = _graph_index(g)
+        _, consumers = graph_index(g)
         dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
                 and not any(consumers.get(o) or o in outputs for o in n.output)]
         if not dead:
@@ -415,7 +444,7 @@ def float_graph_outputs(path: Path) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer, consumers = _graph_index(g)
+    producer, consumers = graph_index(g)
     drop = []
     for out in g.output:
         dq = producer.get(out.name)
@@ -442,7 +471,7 @@ def clamp_levels(path: Path, levels: dict[str, tuple[int, int]]) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    _, consumers = _graph_index(g)
+    _, consumers = graph_index(g)
     consts = _const(model)
     outputs = {o.name for o in g.output}
     added = 0
@@ -474,7 +503,7 @@ def float_output_layers(path: Path) -> list[str]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    producer, consumers = _graph_index(model.graph)
+    producer, consumers = graph_index(model.graph)
     outputs = {o.name for o in model.graph.output}
     found = []
     for n in model.graph.node:
@@ -498,7 +527,7 @@ def float_side_consumers(path: Path) -> int:
     import onnx
 
     model = onnx.load(str(path))
-    rewired = read_float(model, lambda n: n.op_type not in (*WEIGHTED_OPS, *PASS_THROUGH, "QuantizeLinear",
+    rewired = read_float(model, lambda n: n.op_type not in (*WEIGHTED_OPS, *WEIGHT_PATH_OPS, "QuantizeLinear",
                                                             "DequantizeLinear"))
     if rewired:
         onnx.save(model, str(path))
@@ -517,7 +546,7 @@ def shield_float_nodes(path: Path, float_nodes: list[str]) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer, _ = _graph_index(g)
+    producer, _ = graph_index(g)
     consts = _const(model)
     wanted = set(float_nodes)
     shielded = 0
@@ -548,7 +577,7 @@ def read_float(model, selected) -> int:
     """Point every input of the `selected(node)` nodes that is DequantizeLinear(QuantizeLinear(float tensor)) at
     the float tensor itself. Returns how many inputs were rewired."""
     g = model.graph
-    producer, _ = _graph_index(g)
+    producer, _ = graph_index(g)
     consts = {i.name for i in g.initializer}
     rewired = 0
     for n in g.node:
@@ -563,16 +592,6 @@ def read_float(model, selected) -> int:
                 n.input[k] = q.input[0]
                 rewired += 1
     return rewired
-
-
-def _graph_index(g) -> tuple[dict[str, Any], dict[str, list]]:
-    """producer of each tensor, and the nodes consuming it."""
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
-    return producer, consumers
 
 
 def _remove_nodes(g, drop: list, rename: dict[str, str]) -> None:
@@ -592,7 +611,7 @@ def drop_untrained_activation_qdq(path: Path, trained: set[str]) -> int:
 
     model = onnx.load(str(path))
     g = model.graph
-    producer, consumers = _graph_index(g)
+    producer, consumers = graph_index(g)
     outputs = {o.name for o in g.output}
     rename, drop = {}, []
     for q in g.node:
@@ -617,19 +636,18 @@ def drop_misplaced_qdq(path: Path) -> int:
     Q/DQ on inputs only, and a pair in front of an activation blocks its Conv+activation fusion. Returns how many."""
     import onnx
 
-    from edgetl.quant.check_qdq import PASS_THROUGH as SHAPE_ONLY
     from edgetl.quant.check_qdq import PLACEMENT
 
     model = onnx.load(str(path))
     g = model.graph
-    producer, consumers = _graph_index(g)
+    producer, consumers = graph_index(g)
     outputs = {o.name for o in g.output}
 
     def feeds_placement(name: str) -> bool:
         for c in consumers.get(name, []):
             if c.op_type in PLACEMENT:
                 return True
-            if c.op_type in SHAPE_ONLY and feeds_placement(c.output[0]):
+            if c.op_type in SHAPE_OPS and feeds_placement(c.output[0]):
                 return True
         return False
 

@@ -70,3 +70,21 @@ def rounding_noise_floor(module, encoder, raw_inputs: Any, reference_logits: np.
     diff = np.abs(logits - reference_logits)
     return {"top1_agreement": float((logits.argmax(-1) == reference_logits.argmax(-1)).mean()),
             "max_abs_diff": float(diff.max()), "relative_input_change": rel}
+
+
+def int8_vs_float(float_path: Path, int8_path: Path, raw_inputs: Any, labels: np.ndarray | None = None,
+                  batch_size: int = 32) -> dict[str, Any]:
+    """The INT8 file against the FP32 file it was quantized from, both in ONNX Runtime on the same examples:
+    top-1 agreement and logit differences, and with labels the accuracy of each (labels < 0 are ignored)."""
+    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.runtime.meta import read_onnx_meta
+
+    encoder = read_onnx_meta(int8_path).encoder()
+    ref = predict(make_session(float_path, threads=None), encoder, raw_inputs, batch_size=batch_size)
+    res: dict[str, Any] = onnx_parity(int8_path, encoder, raw_inputs, ref, batch_size)
+    if labels is not None and (labels >= 0).any():
+        known = labels >= 0
+        logits = predict(make_session(int8_path, threads=None), encoder, raw_inputs, batch_size=batch_size)
+        res["float_accuracy"] = round(float((ref.argmax(-1) == labels)[known].mean()), 4)
+        res["int8_accuracy"] = round(float((logits.argmax(-1) == labels)[known].mean()), 4)
+    return res

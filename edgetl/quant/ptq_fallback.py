@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from edgetl.backends.onnx_graph import WEIGHTED_OPS
 
-QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+log = logging.getLogger(__name__)
 
 
 def _activation_quantizers(model) -> dict[str, tuple[str, str, str]]:
@@ -70,7 +70,7 @@ def node_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str, n
     float_of = {q_out: x for x, (_, _, q_out) in quantizers.items()}
     rows = []
     for node in model.graph.node:
-        if node.op_type not in QUANTIZED_OPS:
+        if node.op_type not in WEIGHTED_OPS:
             continue
         acts = [a for a in (float_of.get(dq_of.get(i, "")) for i in node.input) if a in sqnr]
         if acts:
@@ -157,7 +157,7 @@ def output_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str,
     fnodes = {n.name: n for n in fmodel.graph.node if n.name}
     rows = []
     for qnode in qmodel.graph.node:
-        if qnode.op_type not in QUANTIZED_OPS or qnode.name not in fnodes:
+        if qnode.op_type not in WEIGHTED_OPS or qnode.name not in fnodes:
             continue
         plan = []  # (input position, DequantizeLinear node in the INT8 file)
         for k, x in enumerate(qnode.input):

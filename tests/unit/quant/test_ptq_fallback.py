@@ -15,13 +15,13 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from typer.testing import CliRunner
 
 from edgetl.cli import app
+from edgetl.quant.ptq import CalibrationReader, fallback_latency
 from edgetl.quant.ptq_fallback import (
     choose_float_nodes,
     node_sensitivity,
     output_sensitivity,
     read_float_inputs,
 )
-from edgetl.stages.quantize import CalibrationReader, fallback_latency
 from edgetl.testing.recipes import tiny_vision_recipe
 
 

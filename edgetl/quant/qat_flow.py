@@ -1,6 +1,6 @@
-"""The `quantize` stage with `method: qat`: fake-quantize, calibrate, (sensitivity, fallback), train,
-convert, export both layouts, check TensorRT's rules, check parity. Kept out of the stage module so that
-module stays a config + dispatch."""
+"""Quantization-aware training of a PyTorch model: fake-quantize (PT2E, TensorRT's rules), calibrate,
+(sensitivity, fallback), train, convert, export the tensorrt layout and derive the onnxruntime one from the same
+trained scales, check TensorRT's rules, check parity of each INT8 file with the fake-quant model."""
 
 from __future__ import annotations
 
@@ -12,13 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.backends.onnx_graph import count_qdq
 from edgetl.errors import ExportError, StageError
+from edgetl.quant.config import FALLBACK_SEED, SENSITIVITY_SEED, QuantizeConfig, SensitivityConfig
+from edgetl.quant.options import layout_options
+from edgetl.quant.ptq import CALIB_BATCH, fallback_latency, latency_feed
 
 log = logging.getLogger(__name__)
-CALIB_BATCH = 16
 
 
-def run_qat(stage, ctx, cfg) -> list:
+def qat_model(model: Any, data: Any, calibration: Any, folders: dict[str, Path], cfg: QuantizeConfig, *,
+              work_dir: Path, seed: int = 0, progress: Any = None, loss: Any = None, metric: Any = None
+              ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], Any]:
+    """QAT of `model` (an EdgeModel) on `data` (a DataBundle), calibrated on the Split `calibration`, written
+    once per layout into `folders[layout]` (model.onnx + model.json). `work_dir`: scratch space.
+    Returns ({layout: info written to the sidecar}, metrics, the fake-quant model as an EdgeModel)."""
     import torch
 
     from edgetl.data.datasets import stratified_subset
@@ -29,12 +37,10 @@ def run_qat(stage, ctx, cfg) -> list:
     from edgetl.train.finite import over, under
     from edgetl.train.loop import Trainer, evaluate, predict_logits, seed_everything
 
-    seed_everything(ctx.recipe.seed + stage.index)
-    model, parent = ctx.current_model()
+    seed_everything(seed)
     model.module.eval()
-    data = ctx.data()
     encode = model.encoder()
-    calib = stage.calibration_split(ctx)  # training data, or the adaptation target's inputs
+    calib = calibration  # training data, or the adaptation target's inputs
     raw_batches = [calib.inputs[i : i + CALIB_BATCH] for i in range(0, len(calib), CALIB_BATCH)]
     batches = [to_torch(encode(b)) for b in raw_batches]
     example = to_torch(encode(data.train.inputs[:2]))
@@ -60,21 +66,21 @@ def run_qat(stage, ctx, cfg) -> list:
     sens_rows = fallback = None
     all_int8 = None
     if cfg.sensitivity or cfg.fallback:
-        sc = cfg.sensitivity or _default_sensitivity()
-        eval_idx = stratified_subset(data.eval.labels, min(sc.samples, len(data.eval)), ctx.recipe.seed + 29)
+        sc = cfg.sensitivity or SensitivityConfig()
+        eval_idx = stratified_subset(data.eval.labels, min(sc.samples, len(data.eval)), seed + SENSITIVITY_SEED)
         sens_eval = data.eval.take(eval_idx)
         sens_batches = batches[: max(1, sc.samples // CALIB_BATCH)]
         sens_rows = layer_sensitivity(prepared, layers, sens_batches, mode=sc.mode, score=sc.score,
-                                      accuracy_fn=lambda gm: evaluate(fq_model(gm), sens_eval))
+                                      accuracy_fn=lambda gm: evaluate(fq_model(gm), sens_eval, metric=metric))
         metrics["sensitivity"] = {"mode": sc.mode, "score": sc.score, "samples": int(sc.samples),
                                   "table": sens_rows}
         log.info("most sensitive layers: %s", ", ".join(r["layer"] for r in sens_rows[:5]))
     if cfg.fallback:
         fb = cfg.fallback
         fb_eval = data.eval.take(stratified_subset(data.eval.labels, min(fb.samples, len(data.eval)),
-                                                   ctx.recipe.seed + 31))
-        float_acc = evaluate(model, fb_eval)
-        fallback = choose_fallback(prepared, layers, sens_rows, lambda gm: evaluate(fq_model(gm), fb_eval),
+                                                   seed + FALLBACK_SEED))
+        float_acc = evaluate(model, fb_eval, metric=metric)
+        fallback = choose_fallback(prepared, layers, sens_rows, lambda gm: evaluate(fq_model(gm), fb_eval, metric=metric),
                                    float_acc, fb.max_accuracy_drop, fb.max_layers)
         fallback["samples"] = int(len(fb_eval))
         if fallback["float_layers"]:
@@ -82,8 +88,8 @@ def run_qat(stage, ctx, cfg) -> list:
             prepared, quantizer = calibrated(fallback["float_layers"])
             layers = qat.layers_of(prepared)
         metrics["fallback"] = fallback
-    float_eval = evaluate(model, data.eval)
-    before = evaluate(fq_model(prepared), data.eval)
+    float_eval = evaluate(model, data.eval, metric=metric)
+    before = evaluate(fq_model(prepared), data.eval, metric=metric)
     metrics.update({"float_eval_accuracy": float_eval, "fake_quant_accuracy_calibrated": before})
     log.info("float accuracy %.4f, fake-quant after calibration %.4f", float_eval, before)
 
@@ -94,15 +100,17 @@ def run_qat(stage, ctx, cfg) -> list:
     if cfg.kd == "float" and cfg.kd_weight > 0:
         extra.append(qat.FloatTeacherKD(copy.deepcopy(model.module), cfg.kd_weight, cfg.kd_temperature))
     calibrated_state = copy.deepcopy(prepared.state_dict())
-    trainer = Trainer(fq_model(prepared), data.train, data.eval, cfg.settings(ctx.recipe.seed + stage.index),
-                      extra_losses=extra, progress=ctx.progress, description="qat")
+    settings = cfg.settings(seed)
+    settings.loss, settings.metric = loss, metric
+    trainer = Trainer(fq_model(prepared), data.train, data.eval, settings, extra_losses=extra, progress=progress,
+                      description="qat")
     result = trainer.fit()
     metrics.update({"best_eval_accuracy": result.best_accuracy, "best_epoch": result.best_epoch,
                     "history": result.history, "train_seconds": result.seconds, "steps": result.steps,
                     "kd": cfg.kd if extra else "none", "kept": "trained"})
     if result.best_accuracy < before:
-        # the Trainer keeps its best epoch; "epoch 0" (calibration only) is a candidate too: measured on a
-        # distilled 3-layer MiniLM, half an epoch of QAT lowered fake-quant accuracy 0.794 -> 0.786
+        # the Trainer keeps its best epoch; "epoch 0" (calibration only) is a candidate too: a short QAT can
+        # lower the fake-quant accuracy of a small model
         prepared.load_state_dict(calibrated_state)
         metrics["kept"] = "calibrated"
         log.info("QAT training lowered eval accuracy (%.4f -> %.4f): keeping the calibrated model", before,
@@ -115,12 +123,13 @@ def run_qat(stage, ctx, cfg) -> list:
     from edgetl.quant.parity import rounding_noise_floor
 
     prepared.eval()  # (convert_pt2e below rewrites `prepared` in place: measure the floor first)
+    fake_quant = fq_model(copy.deepcopy(prepared))  # handed back to the caller of edgetl.quantize
     floor = rounding_noise_floor(prepared, model.encoder(), parity_inputs, fq_logits)
     metrics["parity_noise_floor"] = floor
 
     # ---- convert + export
-    trt_dir = ctx.work_dir / "onnx-tensorrt"
-    trt_dir.mkdir()
+    trt_dir = folders.get("tensorrt", work_dir / "qat-tensorrt")
+    trt_dir.mkdir(parents=True, exist_ok=True)
     trt_path = trt_dir / "model.onnx"
     with torch.no_grad():
         converted = qat.convert(prepared)
@@ -128,8 +137,7 @@ def run_qat(stage, ctx, cfg) -> list:
             export_info = export(converted, example, trt_path, model)
         except Exception as exc:
             raise ExportError(f"exporting the converted QAT model failed: {type(exc).__name__}: {exc}") from exc
-    names = stage.artifact_names()
-    produced = []
+    names = folders
     base_info = {"params": model.parameter_count(), "method": "qat", "calibration": method,
                  "calibration_samples": int(len(calib)), "per_channel": True, **export_info}
     from edgetl.quant.check_qdq import check_qdq, format_violations
@@ -146,10 +154,12 @@ def run_qat(stage, ctx, cfg) -> list:
         "tensorrt": {"activation_type": "QInt8", "weight_type": "QInt8", "symmetric": True, "float_nodes": float_nodes,
                      "check_qdq_violations": 0}}
     if "onnxruntime" in names:
-        paths["onnxruntime"], layout_info["onnxruntime"] = derive_ort(ctx, cfg, model, trt_path, raw_batches)
+        paths["onnxruntime"], layout_info["onnxruntime"] = derive_ort(folders["onnxruntime"], cfg, model, trt_path,
+                                                                      raw_batches)
     latency_cost = None
     if all_int8 is not None and "onnxruntime" in paths:
-        latency_cost = fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, paths["onnxruntime"])
+        latency_cost = fallback_latency_cost(work_dir, seed, cfg, model, all_int8, example, raw_batches,
+                                             paths["onnxruntime"])
         metrics["fallback"]["latency_ms"] = latency_cost
     parity = {}
     for layout in ("tensorrt", "onnxruntime"):
@@ -177,29 +187,21 @@ def run_qat(stage, ctx, cfg) -> list:
     metrics["parity"] = parity
     from edgetl.runtime.meta import write_onnx_meta
 
-    for layout, name in names.items():
+    infos = {}
+    for layout in names:
         path = paths[layout]
         for fname, src in model.files.items():
             if fname.startswith("tokenizer"):
                 shutil.copyfile(src, path.parent / fname)
         info = {**base_info, "layout": layout, **layout_info[layout], "parity": parity[layout],
-                "qdq_nodes": _count_qdq(path), "fake_quant_accuracy": fake_quant_accuracy}
+                "qdq_nodes": count_qdq(path), "fake_quant_accuracy": fake_quant_accuracy}
         if fallback:
             info["fallback_float_layers"] = fallback["float_layers"]
         write_onnx_meta(path, labels=model.label_names, preprocessing=model.preprocessing, task=model.task, info=info)
-        produced.append(ctx.artifact(name, "onnx", "int8", f"{path.parent.name}/model.onnx", parent=parent, info=info,
-                                     metrics={}))
-        metrics.setdefault("layouts", {})[layout] = {"artifact": name, "qdq_nodes": info["qdq_nodes"]}
+        infos[layout] = info
     if "tensorrt" not in names:
         shutil.rmtree(trt_dir)
-    ctx.metrics.update(metrics)
-    return produced
-
-
-def _default_sensitivity():
-    from edgetl.stages.quantize import SensitivityConfig
-
-    return SensitivityConfig()
+    return infos, metrics, fake_quant
 
 
 def export(converted, example, path: Path, model) -> dict[str, Any]:
@@ -209,12 +211,10 @@ def export(converted, example, path: Path, model) -> dict[str, Any]:
     return export_converted(converted, example, path, model.task, max_sequence(model))
 
 
-def derive_ort(ctx, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict[str, Any]]:
+def derive_ort(folder: Path, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict[str, Any]]:
     from edgetl.quant.layouts import derive_onnxruntime
-    from edgetl.stages.quantize import layout_options
 
-    folder = ctx.work_dir / "onnx-onnxruntime"
-    folder.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
     out = folder / "model.onnx"
     opts = layout_options(cfg, model.task, "onnxruntime")
     encode = model.encoder()
@@ -236,16 +236,16 @@ def derive_ort(ctx, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict
                  "derived_from": "tensorrt layout (same weights and trained activation ranges)"}
 
 
-def fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, ort_fallback: Path) -> dict[str, Any]:
+def fallback_latency_cost(work_dir: Path, seed: int, cfg, model, all_int8, example, raw_batches,
+                          ort_fallback: Path) -> dict[str, Any]:
     """ONNX Runtime latency (batch 1, 2 threads, interleaved) of the onnxruntime layout with the fallback layers in
     float vs the same model with every layer INT8: what the fallback costs."""
     import torch
 
     from edgetl.quant import qat
     from edgetl.quant.layouts import derive_onnxruntime
-    from edgetl.stages.quantize import fallback_latency, layout_options
 
-    tmp = ctx.work_dir / "tmp-all-int8"
+    tmp = work_dir / "tmp-all-int8"
     tmp.mkdir()
     try:
         with torch.no_grad():
@@ -255,8 +255,7 @@ def fallback_latency_cost(ctx, cfg, model, all_int8, example, raw_batches, ort_f
         derive_onnxruntime(tmp / "trt.onnx", tmp / "ort.onnx", [encode(b) for b in raw_batches[:2]], task=model.task,
                            op_types=opts["op_types_to_quantize"], activation_type=opts["activation_type"],
                            weight_type=opts["weight_type"], reduce_range=opts["reduce_range"])
-        feed_raw = encode(raw_batches[0][:1], pad_to_max=True) if model.task == "text" else encode(raw_batches[0][:1])
-        return fallback_latency(tmp / "ort.onnx", ort_fallback, feed_raw, ctx.recipe.seed,
+        return fallback_latency(tmp / "ort.onnx", ort_fallback, latency_feed(encode, raw_batches[0][:1], model.task), seed,
                                 note="p50 ms, onnxruntime layout, batch 1, 2 threads, 300 interleaved iterations each")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -266,10 +265,3 @@ def _parity(path: Path, model, raw_inputs, fq_logits: np.ndarray) -> dict[str, A
     from edgetl.quant.parity import onnx_parity
 
     return onnx_parity(path, model.encoder(), raw_inputs, fq_logits)
-
-
-def _count_qdq(path: Path) -> int:
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    return sum(1 for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear"))
