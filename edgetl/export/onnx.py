@@ -104,7 +104,8 @@ def torch_to_onnx(model: Any, path: Path, opset: int) -> None:
 
 
 def check_parity(model: Any, onnx_path: Path, raw_inputs: Any, atol: float, min_agreement: float) -> dict[str, float]:
-    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.backends.onnxruntime import predict
+    from edgetl.runtime.ort import make_session
     from edgetl.train.finite import nonfinite, over, under
     from edgetl.train.loop import predict_logits
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import EdgetlError, RecipeError, StageError
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.load import blame_overrides, recipe_to_dict
 from edgetl.recipe.schema import DATA_READING_FIELDS, RecipeBase
 from edgetl.registry import STAGES
+from edgetl.report.artifact import Artifact
 from edgetl.runtime.files import digest_and_size, replace_dir, stable_hash, write_json_atomic
 from edgetl.stages.base import PlanState, Stage, StageContext
 

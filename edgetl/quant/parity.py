@@ -11,8 +11,9 @@ import numpy as np
 
 def onnx_parity(path: Path, encoder, raw_inputs: Any, reference_logits: np.ndarray, batch_size: int = 32
                 ) -> dict[str, float]:
-    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.backends.onnxruntime import predict
     from edgetl.errors import ExportError
+    from edgetl.runtime.ort import make_session
     from edgetl.train.finite import nonfinite
 
     session = make_session(path, threads=None)
@@ -76,8 +77,9 @@ def int8_vs_float(float_path: Path, int8_path: Path, raw_inputs: Any, labels: np
                   batch_size: int = 32) -> dict[str, Any]:
     """The INT8 file against the FP32 file it was quantized from, both in ONNX Runtime on the same examples:
     top-1 agreement and logit differences, and with labels the accuracy of each (labels < 0 are ignored)."""
-    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.backends.onnxruntime import predict
     from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.runtime.ort import make_session
 
     encoder = read_onnx_meta(int8_path).encoder()
     ref = predict(make_session(float_path, threads=None), encoder, raw_inputs, batch_size=batch_size)

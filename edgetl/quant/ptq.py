@@ -165,10 +165,11 @@ def _rank_and_fall_back(cfg: QuantizeConfig, float_path: Path, quantized_from: P
                         layout: str, eval_split: Any, seed: int, scratch: Path, metrics: dict[str, Any]) -> list[str]:
     """Rank the INT8 file's nodes (`sensitivity` set: one at a time by output SQNR; else by input SQNR), then,
     with `fallback`, keep the most sensitive float until the budget holds."""
-    from edgetl.backends.onnxruntime import make_session, predict
+    from edgetl.backends.onnxruntime import predict
     from edgetl.data.datasets import stratified_subset
     from edgetl.quant.ptq_fallback import choose_float_nodes, node_sensitivity, output_sensitivity
     from edgetl.runtime.meta import read_onnx_meta
+    from edgetl.runtime.ort import make_session
     from edgetl.train.finite import nonfinite
 
     if cfg.sensitivity:
@@ -229,8 +230,9 @@ def fallback_latency(all_int8: Path, with_fallback: Path, feed_raw: dict[str, An
                      ) -> dict[str, Any]:
     """What a fallback costs (QAT and PTQ): both files timed interleaved in ONNX Runtime, batch 1, 2 threads, 300
     runs each (fewer runs let a shared machine's noise hide a fallback's cost)."""
-    from edgetl.backends.onnxruntime import make_session, session_inputs
+    from edgetl.backends.onnxruntime import session_inputs
     from edgetl.bench.protocol import summarize, time_interleaved
+    from edgetl.runtime.ort import make_session
 
     fns = {}
     for key, path in (("all_int8", all_int8), ("with_fallback", with_fallback)):

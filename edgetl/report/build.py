@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.load import recipe_to_dict
 from edgetl.recipe.schema import RecipeBase
+from edgetl.report.artifact import Artifact
 from edgetl.runtime.files import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.runtime.files import digest_and_size
 from edgetl.train.config import TrainingFields
 
@@ -89,12 +89,17 @@ class StageContext:
                         metrics=dict(metrics or {}), info=dict(info or {}))
 
 
-class Stage:
+C = TypeVar("C", bound=StageConfig)
+
+
+class Stage(Generic[C]):
+    """A recipe stage over its config type C: `self.config` is a C (`class PruneStage(Stage[PruneStageConfig])`)."""
+
     type: ClassVar[str]
     Config: ClassVar[type[StageConfig]]
     default_name: ClassVar[str]
 
-    def __init__(self, config: StageConfig, index: int):
+    def __init__(self, config: C, index: int):
         self.config = config
         self.index = index
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from edgetl.bench.config import BenchmarkConfig
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def measure_artifacts(ctx: StageContext, cfg: BenchmarkStageConfig, targets: lis
     return result["results"]
 
 
-class BenchmarkStage(Stage):
+class BenchmarkStage(Stage[BenchmarkStageConfig]):
     type = "benchmark"
     Config = BenchmarkStageConfig
     default_name = "benchmark"
@@ -82,7 +82,7 @@ class BenchmarkStage(Stage):
     def problems(self, plan: PlanState, recipe) -> list[str]:
         from edgetl.registry import BACKENDS
 
-        cfg: BenchmarkStageConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         problems = []
         formats = self._formats()
         if not any(plan.has(f) for f in formats):
@@ -128,7 +128,7 @@ class BenchmarkStage(Stage):
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.errors import RecipeError
 
-        cfg: BenchmarkStageConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         formats = self._formats()
         arts = [a for a in ctx.artifacts.values() if a.format in formats]
         if cfg.artifacts:

@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def shape_problems(cfg: BuildEngineConfig, field_prefix: str) -> list[str]:
     return problems
 
 
-class BuildEngineStage(Stage):
+class BuildEngineStage(Stage[BuildEngineConfig]):
     type = "build_engine"
     Config = BuildEngineConfig
     default_name = "engine"
@@ -70,7 +70,7 @@ class BuildEngineStage(Stage):
         from edgetl.registry import STAGES
         from edgetl.trt.device import static_problem
 
-        cfg: BuildEngineConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         problems = shape_problems(cfg, self.field("shapes"))
         if not plan.has("onnx"):
             problems.append(f"{self.field('type')}: build_engine needs an ONNX model: put an `export` stage before it")
@@ -83,7 +83,7 @@ class BuildEngineStage(Stage):
     def pick(self, ctx: StageContext) -> Artifact:
         from edgetl.errors import RecipeError, StageError
 
-        cfg: BuildEngineConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         onnx = [a for a in ctx.artifacts.values() if a.format == "onnx"]
         if cfg.artifact:
             found = next((a for a in onnx if a.name == cfg.artifact), None)
@@ -107,7 +107,7 @@ class BuildEngineStage(Stage):
         from edgetl.trt.builder import BuildOptions, build_engine
         from edgetl.trt.shapes import parse_range
 
-        cfg: BuildEngineConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         src = self.pick(ctx)
         src_path = ctx.path_of(src)
         folder = ctx.work_dir / "engine"

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def _lineage(artifacts: dict[str, Artifact], name: str) -> list[str]:
     return chain
 
 
-class BundleStage(Stage):
+class BundleStage(Stage[BundleConfig]):
     type = "bundle"
     Config = BundleConfig
     default_name = "bundle"
@@ -54,7 +54,7 @@ class BundleStage(Stage):
         from edgetl.bundle.writer import assemble
         from edgetl.report.build import build_report
 
-        cfg: BundleConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         report = build_report(ctx.recipe, ctx.artifacts, ctx.records)
         artifacts = [{**a.to_dict(), "lineage": _lineage(ctx.artifacts, a.name)} for a in ctx.artifacts.values()]
         manifest = assemble(ctx.run_dir, ctx.work_dir / "bundle", run_name=ctx.recipe.name, artifacts=artifacts,

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import Field
 
 from edgetl.distill.config import DistillConfig
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.runtime.files import stable_hash
 from edgetl.stages.base import PlanState, Stage, StageContext
 
@@ -24,7 +24,7 @@ class DistillStageConfig(DistillConfig, StageConfig):
     type: Literal["distill"] = Field(description="Knowledge distillation from a teacher into a student.")
 
 
-class DistillStage(Stage):
+class DistillStage(Stage[DistillStageConfig]):
     type = "distill"
     Config = DistillStageConfig
     default_name = "distilled"
@@ -33,7 +33,7 @@ class DistillStage(Stage):
         from edgetl.models.zoo import ZOO
         from edgetl.stages.kd import kd_problems
 
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         problems = kd_problems(cfg.kd, recipe, self.index, self.field("kd"), plan.task, default_from_earlier=True)
         if cfg.keep_layers is not None and plan.task != "text":
             problems.append(f"{self.field('keep_layers')}: layer dropping applies to transformers; for image "
@@ -57,7 +57,7 @@ class DistillStage(Stage):
         from edgetl.stages.kd import load_teacher
         from edgetl.train.loop import seed_everything
 
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         seed = ctx.recipe.seed + self.index
         seed_everything(seed)
         data = ctx.data()

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from edgetl.export.config import ExportConfig
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class ExportStageConfig(ExportConfig, StageConfig):
     type: Literal["export"] = Field(description="Export the current PyTorch model to ONNX (FP32).")
 
 
-class ExportStage(Stage):
+class ExportStage(Stage[ExportStageConfig]):
     type = "export"
     Config = ExportStageConfig
     default_name = "onnx_fp32"
@@ -35,7 +35,7 @@ class ExportStage(Stage):
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.export.onnx import export_onnx
 
-        cfg: ExportConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         model, parent = ctx.current_model()
         result = export_onnx(model, ctx.work_dir / "onnx", cfg, data=ctx.data())
         info = result.metrics

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field
 
 from edgetl.finetune.config import FinetuneConfig
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.recipe.schema import DataConfig, StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class FinetuneStageConfig(FinetuneConfig, StageConfig):
     type: Literal["finetune"] = Field(description="Fine-tune the current model on the target data.")
 
 
-class FinetuneStage(Stage):
+class FinetuneStage(Stage[FinetuneStageConfig]):
     type = "finetune"
     Config = FinetuneStageConfig
     default_name = "finetuned"
@@ -40,7 +40,7 @@ class FinetuneStage(Stage):
         from edgetl.finetune.checks import model_problems, option_problems
 
         plan.available.append(("pytorch", "fp32"))
-        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         out = option_problems(cfg, plan.task, self.field)
         if cfg.kd is not None:
             from edgetl.stages.kd import kd_problems
@@ -53,7 +53,7 @@ class FinetuneStage(Stage):
         from edgetl.stages.kd import load_teacher, logit_cache_path
         from edgetl.train.loop import seed_everything
 
-        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         seed = ctx.recipe.seed + self.index
         seed_everything(seed)
         model, parent = ctx.current_model()

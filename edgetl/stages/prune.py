@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.prune.config import PruneConfig
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class PruneStageConfig(PruneConfig, StageConfig):
     type: Literal["prune"] = Field(description="Structured pruning (channels / heads / FFN neurons) to a budget.")
 
 
-class PruneStage(Stage):
+class PruneStage(Stage[PruneStageConfig]):
     type = "prune"
     Config = PruneStageConfig
     default_name = "pruned"
@@ -28,7 +28,7 @@ class PruneStage(Stage):
     def problems(self, plan: PlanState, recipe) -> list[str]:
         from edgetl.stages.kd import kd_problems
 
-        cfg: PruneConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         problems = []
         if not plan.has("pytorch"):
             problems.append(f"{self.field('type')}: prune needs a PyTorch model before it")
@@ -70,7 +70,7 @@ class PruneStage(Stage):
         from edgetl.prune.api import prune
         from edgetl.train.loop import seed_everything
 
-        cfg: PruneConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         seed = ctx.recipe.seed + self.index
         seed_everything(seed)
         model, parent = ctx.current_model()
@@ -108,7 +108,7 @@ class PruneStage(Stage):
     def _cache_path(self, ctx: StageContext, parent: str | None):
         from edgetl.stages.kd import logit_cache_path
 
-        cfg: PruneConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.kd is None:
             return None
         return logit_cache_path(ctx, cfg.kd, cfg.kd.teacher or parent or ctx.recipe.model.source)

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgetl.pipeline.artifacts import Artifact
 from edgetl.quant.config import CALIBRATION_SEED, QuantizeConfig
 from edgetl.recipe.schema import StageConfig
+from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class QuantizeStageConfig(QuantizeConfig, StageConfig):
     type: Literal["quantize"] = Field(description="Quantize to INT8: post-training (ptq) or quantization-aware (qat).")
 
 
-class QuantizeStage(Stage):
+class QuantizeStage(Stage[QuantizeStageConfig]):
     type = "quantize"
     Config = QuantizeStageConfig
     default_name = "onnx_int8"
@@ -31,7 +31,7 @@ class QuantizeStage(Stage):
     def problems(self, plan: PlanState, recipe) -> list[str]:
         from edgetl.stages.finetune import adapt_target
 
-        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         problems = [f"{self.field(f)}: {msg}" for f, msg in cfg.problems()]
         if cfg.method == "ptq":
             if not plan.has("onnx", "fp32"):
@@ -57,7 +57,7 @@ class QuantizeStage(Stage):
         from edgetl.data.datasets import Split, load_target, stratified_subset
         from edgetl.stages.finetune import adapt_target
 
-        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         seed = ctx.recipe.seed + CALIBRATION_SEED
         target_cfg = adapt_target(ctx.recipe, self.index) if cfg.calibration_data == "target" else None
         if target_cfg is None:
@@ -68,7 +68,7 @@ class QuantizeStage(Stage):
         return Split(inputs, np.full(len(inputs), -1, dtype=np.int64)).take(idx)
 
     def artifact_names(self) -> dict[str, str]:
-        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         layouts = cfg.layouts()
         if len(layouts) == 1:
             return {layouts[0]: self.artifact_name}
@@ -77,7 +77,7 @@ class QuantizeStage(Stage):
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.quant.api import quantize
 
-        cfg: QuantizeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         names = self.artifact_names()
         one = next(iter(names)) if len(names) == 1 else None
         # (folder names as report.json has always shown them: onnx/ for one ptq layout, else onnx-<layout>/)

@@ -61,10 +61,10 @@ def test_export_both_layouts(setup, calibrated, tmp_path):
 
     from onnxruntime.quantization import QuantType
 
-    from edgetl.backends.onnxruntime import make_session
     from edgetl.quant import qat
     from edgetl.quant.check_qdq import check_qdq
     from edgetl.quant.layouts import derive_onnxruntime, export_converted, strip_qdq
+    from edgetl.runtime.ort import make_session
 
     model, data, batches, example = setup
     gm = copy.deepcopy(calibrated[0])
@@ -111,10 +111,10 @@ def test_fallback_layer_stays_float_inside_onnx_runtime(setup, tmp_path):
     it per-tensor int8 weights of its own (DQ -> Conv with a float weight -> QLinearConv)."""
     from onnxruntime.quantization import QuantType
 
-    from edgetl.backends.onnxruntime import make_session
     from edgetl.quant import calibrate as cal
     from edgetl.quant import qat
     from edgetl.quant.layouts import derive_onnxruntime, export_converted
+    from edgetl.runtime.ort import make_session
 
     model, data, batches, example = setup
     gm, quantizer = qat.prepare(model, example, {"dw.3"})
@@ -205,11 +205,11 @@ def _layer_inputs(path, x) -> list[np.ndarray]:
 def test_onnxruntime_layout_rounds_like_qat_behind_padding_relu6_and_swish(setup, tmp_path):
     from onnxruntime.quantization import QuantType
 
-    from edgetl.backends.onnxruntime import make_session
     from edgetl.models.base import EdgeModel, to_torch
     from edgetl.quant import calibrate as cal
     from edgetl.quant import qat
     from edgetl.quant.layouts import derive_onnxruntime, export_converted
+    from edgetl.runtime.ort import make_session
     from edgetl.runtime.preprocess import Preprocessing
 
     _, data, _, _ = setup

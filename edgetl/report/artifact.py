@@ -1,5 +1,6 @@
-"""Artifacts: the files a stage produces (a PyTorch model folder, an ONNX model), with lineage and hashes.
-The hashing and atomic-write helpers are in `edgetl.runtime.files`."""
+"""Artifacts: the files a stage produces (a PyTorch model folder, an ONNX model), with lineage and hashes, as
+report.json lists them. Here, below the stages that make them and the runner that records them. The hashing and
+atomic-write helpers are in `edgetl.runtime.files`."""
 
 from __future__ import annotations
 
