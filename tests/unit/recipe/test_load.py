@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -73,9 +75,19 @@ def test_relative_data_path_resolves_against_recipe_folder(tmp_path):
     assert load_recipe(path).data.path == str(tmp_path / "sub" / "reviews.csv")
 
 
-def test_shipped_recipes_parse(repo_root):
-    for path in sorted((repo_root / "recipes").glob("*.yaml")):
-        load_recipe(path)
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[3] / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_passes_validate(repo_root, name):
+    """`edgetl validate` on each recipe under recipes/: what it checks before a run (stage order, fields that
+    contradict, extras installed). A machine without TensorRT may refuse only the TensorRT stages."""
+    from edgetl.pipeline.runner import validate
+    from edgetl.trt.device import static_problem
+
+    recipe = load_recipe(repo_root / "recipes" / name)
+    try:
+        validate(recipe, name)
+    except RecipeError as err:
+        trt_only = all("needs tensorrt" in p for p in err.problems)
+        assert static_problem() is not None and trt_only, err.problems
 
 
 # Untrusted input: every bad file or override is a RecipeError naming the file, field or --set, in few lines.
