@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Bring your own model, Python API only: EfficientNet-Lite0 built from its own package with a head of ours
 (own_model_factory.py, not an edgetl zoo model), trained on plain torch DataLoaders with our own loss (focal)
-and metric (macro-F1): fine-tuned, pruned to 60 % of its MACs, exported to ONNX, benchmarked, bundled.
+and metric (macro-F1): fine-tuned, pruned to 60 % of its MACs, QAT-quantized to INT8, exported to ONNX,
+benchmarked, bundled.
 
     python examples/own_model.py --out runs/own-model-api
     python examples/own_model.py --out /tmp/own --quick               # a smoke run: the flow, not accuracy
@@ -74,14 +75,21 @@ def main() -> None:
                           edgetl.PruneConfig(target={"macs_ratio": 0.6}, steps=2, epochs=1, lr=5e-4, batch_size=64,
                                              **steps, **quick_prune),
                           args.out / "pruned", loss=focal_loss, metric=macro_f1)
-    # TODO(quant): QAT-quantize `pruned.model` here once edgetl.quant has its library function (edgetl.quantize).
     onnx["pruned"] = edgetl.export_onnx(pruned.model, args.out / "onnx" / "pruned", data=val)
+    # INT8 by quantization-aware training of the pruned module, on the same loss and metric, in TensorRT's layout
+    # (ONNX Runtime runs it too). The onnxruntime layout derived from it does not yet pass the parity gate on a
+    # pruned EfficientNet-Lite trained this briefly (top-1 agreement 0.78 with the fake-quant model on --quick)
+    qat = edgetl.quantize(pruned.model, train, val,
+                          edgetl.QuantizeConfig(method="qat", layout="tensorrt", epochs=1, batch_size=64, **steps),
+                          args.out / "onnx" / "qat_int8", loss=focal_loss, metric=macro_f1)
+    onnx["qat_int8"] = qat.path
     measured = edgetl.benchmark(onnx, val, {"iterations": 30 if args.quick else 200})
     bundle = edgetl.bundle(onnx, args.out / "bundle", measured=measured, name="own-model")
 
     rows = measured.metrics["results"]
     print(f"macro-F1 (torch): fine-tuned {tuned_f1:.3f}, "
-          f"pruned {pruned.metrics['after']['accuracy']:.3f} at {pruned.metrics['macs_ratio']:.0%} of the MACs")
+          f"pruned {pruned.metrics['after']['accuracy']:.3f} at {pruned.metrics['macs_ratio']:.0%} of the MACs, "
+          f"QAT fake-quant {qat.metrics['best_eval_accuracy']:.3f}")
     for name, row in rows.items():
         print(f"{name:10s} ONNX Runtime: accuracy {row['accuracy']:.3f}, p50 {row['latency_ms']['p50']:.2f} ms")
     print(f"bundle: {bundle.path} (default model {bundle.metrics['defaults']['onnxruntime']})")
