@@ -31,3 +31,12 @@ class Artifact:
 
     def resolve(self, run_dir: Path) -> Path:
         return run_dir / self.path
+
+
+def lineage(artifacts: dict[str, Artifact], name: str) -> list[str]:
+    """`name`, its parent, the parent's parent, ... (newest first); stops at a missing parent or a cycle."""
+    chain, cur = [], artifacts.get(name)
+    while cur is not None and cur.name not in chain:
+        chain.append(cur.name)
+        cur = artifacts.get(cur.parent) if cur.parent else None
+    return chain

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgetl.recipe.load import recipe_to_dict
 from edgetl.recipe.schema import RecipeBase
-from edgetl.report.artifact import Artifact
+from edgetl.report.artifact import Artifact, lineage
 from edgetl.runtime.files import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -152,13 +152,6 @@ def build_manifest(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artif
             if p.is_file():
                 files.append({"path": p.relative_to(out_dir).as_posix(), "sha256": sha256_file(p), "size_bytes": p.stat().st_size})
 
-    def lineage(name: str) -> list[str]:
-        chain, cur = [], artifacts.get(name)
-        while cur is not None:
-            chain.append(cur.name)
-            cur = artifacts.get(cur.parent) if cur.parent else None
-        return chain
-
     return {
         "edgetl_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -168,7 +161,7 @@ def build_manifest(recipe: RecipeBase, out_dir: Path, artifacts: dict[str, Artif
         "stages": [{"index": r.index, "type": r.type, "id": r.id, "key": r.key, "dir": r.dir, "status": r.status,
                     "seconds": r.seconds, "artifacts": r.artifacts} for r in records],
         "total_seconds": round(total_seconds, 3),
-        "artifacts": [{**a.to_dict(), "lineage": lineage(a.name)} for a in artifacts.values()],
+        "artifacts": [{**a.to_dict(), "lineage": lineage(artifacts, a.name)} for a in artifacts.values()],
         "files": files,
     }
 

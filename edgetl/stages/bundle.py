@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from edgetl.recipe.schema import StageConfig
-from edgetl.report.artifact import Artifact
+from edgetl.report.artifact import Artifact, lineage
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,6 @@ class BundleConfig(StageConfig):
         "the newest one, plus the newest FP32 model)."
     )
     engines: bool = Field(True, description="Include TensorRT engines built by earlier `build_engine` stages.")
-
-
-def _lineage(artifacts: dict[str, Artifact], name: str) -> list[str]:
-    chain, cur = [], artifacts.get(name)
-    while cur is not None and cur.name not in chain:
-        chain.append(cur.name)
-        cur = artifacts.get(cur.parent) if cur.parent else None
-    return chain
 
 
 class BundleStage(Stage[BundleConfig]):
@@ -56,7 +48,7 @@ class BundleStage(Stage[BundleConfig]):
 
         cfg = self.config
         report = build_report(ctx.recipe, ctx.artifacts, ctx.records)
-        artifacts = [{**a.to_dict(), "lineage": _lineage(ctx.artifacts, a.name)} for a in ctx.artifacts.values()]
+        artifacts = [{**a.to_dict(), "lineage": lineage(ctx.artifacts, a.name)} for a in ctx.artifacts.values()]
         manifest = assemble(ctx.run_dir, ctx.work_dir / "bundle", run_name=ctx.recipe.name, artifacts=artifacts,
                             report=report, environment=environment(), names=cfg.artifacts, engines=cfg.engines,
                             source={"run": ctx.run_dir.name, "stage": ctx.stage_id})
