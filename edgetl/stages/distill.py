@@ -14,7 +14,6 @@ from pydantic import Field
 from edgetl.distill.config import DistillConfig
 from edgetl.recipe.schema import StageConfig
 from edgetl.report.artifact import Artifact
-from edgetl.runtime.files import stable_hash
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class DistillStage(Stage[DistillStageConfig]):
     def execute(self, ctx: StageContext) -> list[Artifact]:
         from edgetl.distill.api import distill
         from edgetl.models.base import save_model
-        from edgetl.stages.kd import load_teacher
+        from edgetl.stages.kd import load_teacher, logit_cache_path
         from edgetl.train.loop import seed_everything
 
         cfg = self.config
@@ -73,12 +72,9 @@ class DistillStage(Stage[DistillStageConfig]):
                 raise RecipeError(f"{self.field('kd.teacher')}: the teacher {teacher_name!r} is also the current model, "
                                   "so there is nothing to distil into",
                                   hint="set keep_layers or student_model, or put the stage after prune")
-        ident = ctx.artifacts[teacher_name].sha256 if teacher_name in ctx.artifacts else teacher_name
 
-        def cache_path(student):  # keyed by teacher, data and the student's preprocessing (what the teacher sees)
-            key = stable_hash({"teacher": ident, "data": ctx.recipe.data.model_dump(mode="json"),
-                               "pre": student.preprocessing.to_dict()})[:16]
-            return ctx.run_dir / "cache" / f"teacher-logits-{key}.npz"
+        def cache_path(student):  # the student is made inside distill() (keep_layers, student_model)
+            return logit_cache_path(ctx, cfg.kd, teacher_name, student)
 
         result = distill(student, teacher, data, config=cfg, seed=seed, progress=ctx.progress,
                          kd_cache=cache_path if cfg.kd.cache else None, field_prefix=f"stages.{self.index}.")

@@ -67,7 +67,7 @@ class FinetuneStage(Stage[FinetuneStageConfig]):
 
             target = load_target(cfg.adapt.target)
         result = finetune(model, data, config=cfg, out=ctx.work_dir / "model", teacher=teacher, target=target,
-                          seed=seed, progress=ctx.progress, kd_cache=logit_cache_path(ctx, cfg.kd, teacher_name or ""),
+                          seed=seed, progress=ctx.progress, kd_cache=logit_cache_path(ctx, cfg.kd, teacher_name or "", model),
                           field_prefix=f"stages.{self.index}.")
         m = result.metrics
         if teacher_name is not None:

@@ -90,14 +90,25 @@ def load_teacher(ctx: StageContext, teacher: str | None, default: Any = None,
     return load_model(ctx.path_of(pick)), pick.name
 
 
-def logit_cache_path(ctx: StageContext, cfg: KDConfig | None, teacher: str) -> Path | None:
-    """Where `kd.cache` keeps the teacher's logits: keyed by the teacher (artifact sha256, else its name or
-    folder), the data and the model settings, so another teacher or dataset never reads stale logits."""
-    from edgetl.runtime.files import stable_hash
+def logit_cache_path(ctx: StageContext, cfg: KDConfig | None, teacher: str, student: EdgeModel) -> Path | None:
+    """The one file where `kd.cache` keeps teacher logits under the run (None when `kd.cache` is off).
+
+    The file holds raw teacher logits per example, keyed by a hash of the student's encoded inputs. So its name
+    hashes what maps those inputs to other logits: the teacher (an earlier artifact's sha256, a model folder's
+    content hash, else the recipe's model, e.g. prune's default teacher) and the student's preprocessing (the
+    same tensor is other pixels under another normalisation); plus the data, so datasets keep separate files.
+    The KD loss settings (temperature, alpha, features) act after the cache and are not part of the name."""
+    from edgetl.runtime.files import digest_and_size, stable_hash
 
     if cfg is None or not cfg.cache:
         return None
     art = ctx.artifacts.get(teacher)
-    key = stable_hash({"teacher": art.sha256 if art else teacher, "data": ctx.recipe.data.model_dump(mode="json"),
-                       "model": ctx.recipe.model.model_dump(mode="json")})[:16]
+    if art is not None:
+        ident: Any = art.sha256
+    elif teacher and (Path(teacher) / "model.json").exists():
+        ident = digest_and_size(Path(teacher))[0]
+    else:
+        ident = {"name": teacher, "model": ctx.recipe.model.model_dump(mode="json")}
+    key = stable_hash({"teacher": ident, "data": ctx.recipe.data.model_dump(mode="json"),
+                       "student_preprocessing": student.preprocessing.to_dict()})[:16]
     return ctx.run_dir / "cache" / f"teacher-logits-{key}.npz"

@@ -4,7 +4,7 @@ budget search and recovery. Here: the teacher and logit cache a recipe names, th
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,9 @@ from edgetl.prune.config import PruneConfig
 from edgetl.recipe.schema import StageConfig
 from edgetl.report.artifact import Artifact
 from edgetl.stages.base import PlanState, Stage, StageContext
+
+if TYPE_CHECKING:
+    from edgetl.models.base import EdgeModel
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class PruneStage(Stage[PruneStageConfig]):
         named_teacher = cfg.kd is not None and cfg.kd.teacher is not None
         result = prune(model, data, config=cfg, out=ctx.work_dir / "model", seed=seed, progress=ctx.progress,
                        teacher=load_named_teacher if named_teacher else None,
-                       kd_cache=self._cache_path(ctx, parent), field_prefix=f"stages.{self.index}.")
+                       kd_cache=self._cache_path(ctx, parent, model), field_prefix=f"stages.{self.index}.")
         metrics = result.metrics
         if "teacher" in metrics["recovery"]:
             metrics["recovery"]["teacher"] = named["name"]
@@ -105,10 +108,10 @@ class PruneStage(Stage[PruneStageConfig]):
         metrics["after"]["size_bytes"] = art.size_bytes
         return [art]
 
-    def _cache_path(self, ctx: StageContext, parent: str | None):
+    def _cache_path(self, ctx: StageContext, parent: str | None, model: EdgeModel):
         from edgetl.stages.kd import logit_cache_path
 
         cfg = self.config
         if cfg.kd is None:
             return None
-        return logit_cache_path(ctx, cfg.kd, cfg.kd.teacher or parent or ctx.recipe.model.source)
+        return logit_cache_path(ctx, cfg.kd, cfg.kd.teacher or parent or ctx.recipe.model.source, model)
