@@ -64,6 +64,7 @@ def time_all(files: dict[str, Path], data_task: str, run_report: dict[str, Any],
     from edgetl.recipe.load import parse_recipe
     from edgetl.runtime.meta import read_onnx_meta
     from edgetl.runtime.ort import make_session
+    from edgetl.runtime.preprocess import latency_feed
 
     recipe = parse_recipe(run_report["recipe"], ROOT / "recipes")
     data = load_data(recipe.data)
@@ -72,8 +73,7 @@ def time_all(files: dict[str, Path], data_task: str, run_report: dict[str, Any],
         meta = read_onnx_meta(path)
         session = make_session(path, threads=2)
         raw = data.eval.inputs[:1]
-        feed = meta.encoder()(raw, pad_to_max=True) if data_task == "text" else meta.encoder()(raw)
-        feed = session_inputs(session, feed)
+        feed = session_inputs(session, latency_feed(meta.encoder(), raw, data_task))
         runners[name] = (lambda s=session, f=feed: s.run(None, f))
     samples = time_interleaved(runners, iterations=iterations, warmup_seconds=0.5, seed=0)
     # supplementary: 1 thread (less exposed to other processes competing for the 2 cores)
@@ -82,7 +82,7 @@ def time_all(files: dict[str, Path], data_task: str, run_report: dict[str, Any],
         session = make_session(path, threads=1)
         meta = read_onnx_meta(path)
         raw = data.eval.inputs[:1]
-        feed = session_inputs(session, meta.encoder()(raw, pad_to_max=True) if data_task == "text" else meta.encoder()(raw))
+        feed = session_inputs(session, latency_feed(meta.encoder(), raw, data_task))
         one[name] = (lambda s=session, f=feed: s.run(None, f))
     samples1 = time_interleaved(one, iterations=max(50, iterations // 3), warmup_seconds=0.3, seed=1)
     return {"latency_ms": {n: summarize(v) for n, v in samples.items()},

