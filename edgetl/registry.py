@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgetl.errors import BackendUnavailableError, RecipeError
+from edgetl.errors import RecipeError
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,6 @@ class Entry:
         if self.extra:
             return f"pip install 'edgetl[{self.extra}]'"
         return "pip install " + " ".join(self.missing())
-
-    def ensure_available(self) -> None:
-        missing = self.missing()
-        if missing:
-            raise BackendUnavailableError(
-                f"'{self.name}' needs {', '.join(missing)}, which is not installed",
-                hint=self.install_hint(),
-            )
-
 
 class Registry:
     def __init__(self, kind: str):

@@ -278,10 +278,6 @@ def peak_rss() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6, "getrusage"
 
 
-def peak_rss_mb() -> float:
-    return peak_rss()[0]
-
-
 # ---------------------------------------------------------------- the benchmark
 
 

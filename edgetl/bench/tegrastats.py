@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,11 +159,6 @@ class TegrastatsSampler:
         if on:
             self.samples = []
         self._recording = on
-
-    def wait_for_samples(self, n: int, timeout: float = 3.0) -> None:
-        end = time.monotonic() + timeout
-        while len(self.samples) < n and time.monotonic() < end:
-            time.sleep(0.02)
 
     def __exit__(self, *exc) -> None:
         self._recording = False

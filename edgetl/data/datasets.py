@@ -25,7 +25,6 @@ from edgetl.data.files import (
     CsvTexts,
     ImageFiles,
     LineOffsets,
-    decode_image,
     read_images,
     stack_images,
     stream_batches,
@@ -209,14 +208,6 @@ def load_rotten_tomatoes(cfg: DataConfig) -> DataBundle:
 
 
 # ---------------------------------------------------------------- user data
-
-
-def _load_image(path: Path) -> np.ndarray:
-    """The decoded RGB image, or a DataError naming the file (PIL's own errors do not say which one)."""
-    image = decode_image(path)
-    if isinstance(image, np.ndarray):
-        return image
-    raise DataError(image.message, hint=image.hint)
 
 
 def _read_class_folders(root: Path, label_names: list[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:

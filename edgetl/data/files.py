@@ -127,11 +127,6 @@ class ImageFiles:
     def shape(self) -> tuple[int, ...]:
         return (len(self), *self.item_shape)
 
-    @property
-    def decoded_bytes(self) -> int:
-        """What the images would take decoded in memory."""
-        return int(np.prod(self.shape))
-
     def __repr__(self) -> str:
         return f"ImageFiles({len(self)} images of {self.item_shape}, {self.paths[0] if len(self) else ''} ...)"
 

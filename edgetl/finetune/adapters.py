@@ -79,7 +79,3 @@ def plan(module: nn.Module, *, style: str, reduction: int, activation: str, targ
     if not spec:
         raise ModelError("adapter.targets match no Linear or Conv2d layer")
     return {"style": style, "layers": spec}
-
-
-def adapter_parameter_names(module: nn.Module) -> list[str]:
-    return [n for n, _ in module.named_parameters() if ".adapter." in f".{n}"]

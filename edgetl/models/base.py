@@ -73,10 +73,6 @@ class EdgeModel:
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
-    def trainable_parameter_count(self) -> int:
-        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
-
-
 def to_torch(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.errors import EdgetlError, RecipeError, StageError
-from edgetl.recipe.load import blame_overrides, recipe_to_dict
+from edgetl.recipe.load import blame_overrides
 from edgetl.recipe.schema import DATA_READING_FIELDS, RecipeBase
 from edgetl.registry import STAGES
 from edgetl.report.artifact import Artifact
@@ -297,7 +297,3 @@ def _load_source(recipe: RecipeBase, data_loader):
 
     data = data_loader()
     return load_source(recipe.model, data.task, data.label_names)
-
-
-def resolved_recipe(recipe: RecipeBase) -> dict[str, Any]:
-    return recipe_to_dict(recipe)

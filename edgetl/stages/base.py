@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from edgetl.recipe.schema import StageConfig
 from edgetl.report.artifact import Artifact
 from edgetl.runtime.files import digest_and_size
-from edgetl.train.config import TrainingFields
 
 if TYPE_CHECKING:
     from edgetl.data.datasets import DataBundle
@@ -21,11 +20,6 @@ if TYPE_CHECKING:
     from edgetl.recipe.schema import RecipeBase
 
 log = logging.getLogger(__name__)
-
-
-class TrainingStageConfig(TrainingFields, StageConfig):
-    """A stage that trains and whose technique has no config of its own yet: the stage fields plus the shared
-    optimisation settings (edgetl/train/config.py)."""
 
 
 @dataclass
