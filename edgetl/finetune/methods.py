@@ -125,9 +125,8 @@ def _full(cfg, model: EdgeModel, data: DataBundle, settings, terms, common) -> O
 
 
 def efficient_lr(lr: float, multiplier: float | None) -> float:
-    """Rate of the few trainable parameters of LoRA/adapters. 10x the full fine-tuning rate is the usual
-    advice for transformers (5e-5 -> 5e-4), but on a CNN already at 1e-3 it diverged (chance accuracy on
-    Fashion-MNIST), so the default is capped at max(lr, 1e-3)."""
+    """Rate of the few trainable parameters of LoRA/adapters: 10x the full fine-tuning rate (the usual advice
+    for transformers), capped at max(lr, 1e-3) because 10x diverged on a CNN (benchmarks/results/design-notes.md)."""
     if multiplier is not None:
         return lr * multiplier
     return min(lr * 10.0, max(lr, 1e-3))

@@ -73,8 +73,7 @@ def _amax_entropy(hist: np.ndarray, edges: np.ndarray, levels: int = 128) -> flo
     """TensorRT's entropy calibration: the clip bin whose 128-level quantized distribution is closest (KL)
     to the clipped reference distribution. The zero bin takes its neighbour's count first, as TensorRT's and
     pytorch-quantization's calibrators do: after a ReLU most values are exactly 0, and that spike otherwise
-    dominates the divergence and picks the smallest clip tried (measured on MobileNetV2: 1/16 of the maximum on
-    many layers, fake-quant accuracy 0.22 instead of 0.76)."""
+    dominates the divergence and picks the smallest clip tried (numbers: benchmarks/results/design-notes.md)."""
     hist = hist.copy()
     if len(hist) > 1:
         hist[0] = hist[1]

@@ -3,8 +3,8 @@
 `tensorrt`: the converted PT2E graph exported by `torch.onnx.export(dynamo=True)`: symmetric int8, zero
 points 0, per-channel weights on the output-channel axis, Q/DQ only where the TensorRT-rule quantizer put
 fake quantization (inputs of conv/linear and residual Adds). TensorRT fuses this; ONNX Runtime's CPU
-provider does not (it cannot form QLinearConv without a Q on the conv output), and runs it about 2x slower
-than FP32 for CNNs.
+provider does not (it cannot form QLinearConv without a Q on the conv output), and runs it slower than FP32
+for CNNs (numbers: benchmarks/results/design-notes.md).
 
 `onnxruntime`: derived from the tensorrt ONNX, not trained again. Every Q/DQ pair is stripped (weights
 become their dequantized values, i.e. exactly the trained int8 grid), and ONNX Runtime's own static
@@ -41,8 +41,8 @@ WEIGHT_PATH_OPS = (*SHAPE_OPS, "Cast")
 # whose calibrated ranges its QLinearConv/QLinearAdd need. Not the other non-linearities (Sigmoid, Mul of
 # Swish/SiLU or squeeze-excite, LeakyRelu, Softmax, normalizations): ONNX Runtime cannot fold them into a conv, so it
 # would round their inputs and outputs too, above all the pre-activation conv output, on calibrated ranges far
-# wider than the trained range after the activation (EfficientNet-Lite0 with Swish, 64 px: top-1 agreement with the
-# fake-quant model 0.91 with those roundings, 0.96 without; a conv that feeds such an op then runs as a float conv).
+# wider than the trained range after the activation, which lowers top-1 agreement with the fake-quant model (numbers:
+# benchmarks/results/design-notes.md); a conv that feeds such an op then runs as a float conv.
 IMAGE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Relu", "Clip", "Pad", "MaxPool", "AveragePool",
              "GlobalAveragePool", "Concat", "Split", "Slice", "Resize", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
              "Transpose")
@@ -114,9 +114,9 @@ def rename_io(path: Path, task: str) -> None:
 def spatial_means_to_global_pool(path: Path) -> int:
     """ReduceMean over H and W (keepdims) of a 4-D tensor -> GlobalAveragePool. torch.export decomposes
     `adaptive_avg_pool2d(x, 1)` into `mean`, which the exporter writes as ReduceMean: ONNX Runtime's quantizer
-    has no int8 ReduceMean and its NHWC int8 graph then transposes the last feature map back to NCHW for it
-    (measured on MobileNetV2 at 224 px: ~90 us of ~1.6 ms), while GlobalAveragePool becomes an NHWC
-    QLinearGlobalAveragePool. TensorRT treats both alike. Returns how many nodes were rewritten."""
+    has no int8 ReduceMean and its NHWC int8 graph then transposes the last feature map back to NCHW for it, a
+    visible share of a CNN's latency (numbers: benchmarks/results/design-notes.md), while GlobalAveragePool becomes
+    an NHWC QLinearGlobalAveragePool. TensorRT treats both alike. Returns how many nodes were rewritten."""
     import onnx
     from onnx import helper
 
@@ -521,9 +521,9 @@ def float_side_consumers(path: Path) -> int:
     """Give the float tensor back to consumers that QAT never quantized. ONNX Runtime's quantizer points *every*
     consumer of a quantized tensor at its DequantizeLinear output; in a transformer that includes the residual Add
     beside Q/K/V (LayerNorm output -> Q/DQ -> MatMul, but also -> Add), so the residual stream gets rounded
-    although the trained (fake-quant) model kept it float. Measured on MiniLM-L6: 96 % top-1 agreement with the
-    fake-quant model before this, against 99.6 % for the tensorrt layout. Only weighted ops (and shape-only ops in
-    front of them) keep reading the DequantizeLinear output. Returns how many inputs were rewired."""
+    although the trained (fake-quant) model kept it float, and agreement with it drops (numbers:
+    benchmarks/results/design-notes.md). Only weighted ops (and shape-only ops in front of them) keep reading the
+    DequantizeLinear output. Returns how many inputs were rewired."""
     import onnx
 
     model = onnx.load(str(path))

@@ -135,8 +135,8 @@ def output_sensitivity(float_path: Path, qdq_path: Path, batches: list[dict[str,
     """One node at a time: the FP32 model with only node n quantized exactly as in the INT8 file (its activation
     inputs through the file's Q/DQ, its weights and bias as the file's int8 values), scored by the SQNR of the logits
     against the FP32 model's on calibration examples. Lowest (most sensitive) first. Slower than the input ranking
-    (one session per node) but it sees what a layer does to the output: on MobileNetV2 the stem and first block lose
-    accuracy through their few channels, not through outliers."""
+    (one session per node) but it sees what a layer does to the output, such as a layer of few channels that loses
+    accuracy without outliers (benchmarks/results/design-notes.md)."""
     import copy
 
     import onnx

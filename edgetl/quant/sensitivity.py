@@ -99,8 +99,8 @@ def choose_fallback(gm, layers: list[Layer], ranked: list[dict[str, Any]], accur
                     float_accuracy: float, max_drop: float, max_layers: int) -> dict[str, Any]:
     """Keep the most sensitive layers in float until float_accuracy - accuracy <= max_drop. Candidates are tried
     in rank order and a layer stays float only if it raised accuracy: a per-layer score (SQNR above all) does not
-    always track accuracy, and a float layer that does not help still costs latency (measured on MiniLM-L6: the
-    top-4 SQNR layers in float lowered accuracy). At most `max_layers` stay float, at most 2x that are tried."""
+    always track accuracy, and a float layer that does not help still costs latency (numbers:
+    benchmarks/results/design-notes.md). At most `max_layers` stay float, at most 2x that are tried."""
     float_names: list[str] = []
     apply_float_layers(gm, layers, set())
     acc = accuracy_fn(gm)
