@@ -63,6 +63,10 @@ class QuantizeConfig(TrainingFields):
         "source", description="Where calibration examples come from: `source`: the recipe's training data; "
         "`target`: the deployment site's inputs (`adapt.target` of the newest finetune stage before this one), a "
         "random sample, no labels needed.")
+    embeddings: Literal["int8", "float"] = Field(
+        "int8", description="Embedding tables (a Gather from a float table of 1024+ rows: a transformer's word "
+        "embeddings) in the onnxruntime layout: `int8` stores them with one scale per row (weight-only; the "
+        "gathered rows are scaled back to float), `float` keeps them. The tensorrt layout keeps them float.")
     per_channel: bool = Field(True, description="Per-output-channel weight scales (recommended for CNNs).")
     op_types: list[str] | None = Field(
         None,

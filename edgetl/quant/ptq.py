@@ -66,6 +66,7 @@ def ptq_onnx(src: Path, folders: dict[str, Path], cfg: QuantizeConfig, calibrati
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     from edgetl.quant.check_qdq import check_qdq
+    from edgetl.quant.embeddings import int8_embeddings
     from edgetl.quant.layouts import drop_misplaced_qdq
     from edgetl.quant.ptq_fallback import read_float_inputs
     from edgetl.runtime.meta import read_onnx_meta, write_onnx_meta
@@ -116,6 +117,8 @@ def ptq_onnx(src: Path, folders: dict[str, Path], cfg: QuantizeConfig, calibrati
             if cfg.fallback or cfg.sensitivity:
                 extra["float_nodes"] = _rank_and_fall_back(cfg, src, pre, out, quantize, pinned, batches, layout,
                                                            eval_split, seed, scratch, metrics)
+            if layout == "onnxruntime" and cfg.embeddings == "int8":
+                extra["int8_embeddings"] = int8_embeddings(out)
             if layout == "tensorrt":
                 extra["removed_misplaced_qdq"] = drop_misplaced_qdq(out)
                 extra["check_qdq_violations"] = len(check_qdq(out, allow_float=set(extra.get("float_nodes", []))))

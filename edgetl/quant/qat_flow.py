@@ -213,6 +213,7 @@ def export(converted, example, path: Path, model) -> dict[str, Any]:
 
 
 def derive_ort(folder: Path, cfg, model, trt_path: Path, raw_batches) -> tuple[Path, dict[str, Any]]:
+    from edgetl.quant.embeddings import int8_embeddings
     from edgetl.quant.layouts import derive_onnxruntime
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,6 +227,7 @@ def derive_ort(folder: Path, cfg, model, trt_path: Path, raw_batches) -> tuple[P
                                  reduce_range=opts["reduce_range"], per_channel=True)
     except Exception as exc:
         raise StageError(f"deriving the onnxruntime layout failed: {type(exc).__name__}: {exc}") from exc
+    embeddings = int8_embeddings(out) if cfg.embeddings == "int8" else None  # (checked by the parity gate after)
     if res["float_output_layers"]:
         log.info("onnxruntime layout: %d quantized layers keep a float output (they feed an activation ONNX Runtime "
                  "cannot fuse into its int8 conv, e.g. Swish) and run as float layers on int8 inputs",
@@ -234,7 +236,8 @@ def derive_ort(folder: Path, cfg, model, trt_path: Path, raw_batches) -> tuple[P
                  "reduce_range": opts["reduce_range"], "op_types": res["op_types"],
                  "float_output_layers": res["float_output_layers"],
                  "trained_ranges": res["trained_ranges"], "float_nodes": res["float_nodes"],
-                 "derived_from": "tensorrt layout (same weights and trained activation ranges)"}
+                 "derived_from": "tensorrt layout (same weights and trained activation ranges)",
+                 **({"int8_embeddings": embeddings} if embeddings else {})}
 
 
 def fallback_latency_cost(work_dir: Path, seed: int, cfg, model, all_int8, example, raw_batches,
