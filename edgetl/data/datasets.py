@@ -33,6 +33,7 @@ from edgetl.errors import DataError
 from edgetl.recipe.schema import DataConfig
 
 log = logging.getLogger(__name__)
+EVAL_SUBSET_SEED = 1  # seed offset of the eval_limit subset: its own stream, apart from the split's
 
 FASHION_MNIST_DIR = Path(os.environ.get("EDGETL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 FASHION_MNIST_LABELS = [
@@ -430,7 +431,7 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if cfg.train_limit:
         bundle.train = bundle.train.take(stratified_subset(bundle.train.labels, cfg.train_limit, cfg.split_seed))
     if cfg.eval_limit:
-        bundle.eval = bundle.eval.take(stratified_subset(bundle.eval.labels, cfg.eval_limit, cfg.split_seed + 1))
+        bundle.eval = bundle.eval.take(stratified_subset(bundle.eval.labels, cfg.eval_limit, cfg.split_seed + EVAL_SUBSET_SEED))
     log.info("data %s: %d train / %d eval examples, %d classes", bundle.source, len(bundle.train), len(bundle.eval), bundle.num_labels)
     return bundle
 
@@ -493,7 +494,7 @@ def load_target(cfg: DataConfig) -> TargetData:
         names, ev_files, ev_y = _read_class_folders(Path(cfg.eval_path))
         evals = _decode_all(ev_files, ev_y, cfg.skip_corrupt, skipped, cfg)
         if cfg.eval_limit:
-            evals = evals.take(stratified_subset(evals.labels, cfg.eval_limit, cfg.split_seed + 1))
+            evals = evals.take(stratified_subset(evals.labels, cfg.eval_limit, cfg.split_seed + EVAL_SUBSET_SEED))
     log.info("target data %s: %d unlabelled images%s", cfg.path, len(inputs),
              f", {len(evals)} labelled eval images" if evals is not None else "")
     return TargetData(inputs, evals, names, f"imagefolder {cfg.path} (unlabelled)")

@@ -18,6 +18,7 @@ from edgetl.models.base import EdgeModel
 from edgetl.train.loop import TrainSettings, evaluate, seed_everything
 
 log = logging.getLogger(__name__)
+TARGET_BATCH_SEED = 1  # seed offset of the target batches: not the same shuffle as the source's
 ADABN_BATCH = 256  # examples per BatchNorm pass: each layer normalises a batch by its own statistics meanwhile
 
 
@@ -28,7 +29,7 @@ def alignment_term(adapt: Any, model: EdgeModel, head: str, target_inputs: Any, 
     if target_inputs is None or len(target_inputs) == 0:
         raise DataError(f"adapt.method {adapt.method} needs target inputs, and the target data has none",
                         hint="check adapt.target")
-    batches = Batches(target_inputs, settings.batch_size, model.encoder(), seed=settings.seed + 1)
+    batches = Batches(target_inputs, settings.batch_size, model.encoder(), seed=settings.seed + TARGET_BATCH_SEED)
     calls = math.ceil(math.ceil(n_train / settings.batch_size) * settings.epochs)
     if settings.max_steps:
         calls = min(calls, settings.max_steps * settings.grad_accum)

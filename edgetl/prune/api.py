@@ -21,6 +21,7 @@ from edgetl.prune.config import PruneConfig
 from edgetl.result import Result
 
 log = logging.getLogger(__name__)
+BN_RECALIBRATION_SEED = 1  # seed offset of the batches BatchNorm statistics are re-estimated on
 
 
 def prune(model: Any, train: Any, eval_data: Any = None, config: PruneConfig | dict[str, Any] | None = None,
@@ -235,7 +236,7 @@ def _final_recovery(model, data, cfg: PruneConfig, recover, seed: int, metric) -
         return acc_pruned, acc_pruned, {"ran": False}
     result, stats = recover(cfg.settings(seed), "prune recovery" + (" (KD)" if cfg.kd else ""))
     acc_final = result.best_accuracy
-    if recalibrate_batchnorm(model, data.train, cfg.bn_recalibration_batches, cfg.batch_size, seed + 1):
+    if recalibrate_batchnorm(model, data.train, cfg.bn_recalibration_batches, cfg.batch_size, seed + BN_RECALIBRATION_SEED):
         bn = {"accuracy_before_bn_recalibration": acc_final, "bn_recalibrated": True}
         acc_final = evaluate(model, data.eval, metric=metric)
     else:
