@@ -22,8 +22,10 @@ pytest.importorskip("torch_pruning")
 
 
 def _vit_source(tmp_path) -> str:
+    import torch
     from transformers import ViTConfig, ViTForImageClassification
 
+    torch.manual_seed(0)  # the same random weights whatever ran before
     folder = tmp_path / "vit"
     config = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=128, num_labels=10)
