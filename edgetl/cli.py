@@ -158,6 +158,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("bench", "edgetl.commands.bench:bench"), ("bench-suite", "edgetl.commands.bench:bench_suite"),
     ("check-qdq", "edgetl.commands.check_qdq:check_qdq"),
     ("rank", "edgetl.commands.rank:rank"),
+    ("search", "edgetl.commands.search:search"),
 ]
 
 

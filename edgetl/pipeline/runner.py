@@ -88,9 +88,11 @@ def root_key(recipe: RecipeBase, inputs: dict[str, Any] | None = None) -> str:
                         "data": data, "seed": recipe.seed, "inputs": inputs or {}})
 
 
-def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = None, progress=None) -> dict[str, Any]:
+def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = None, progress=None,
+             stage_store: Path | None = None) -> dict[str, Any]:
     """Run a recipe into out_dir; returns the report (also written as report.json / report.md). One run at a
-    time per folder: a second one raises RunFolderBusyError naming the first."""
+    time per folder: a second one raises RunFolderBusyError naming the first. `stage_store`: a folder shared with
+    other runs (edgetl/pipeline/store.py) whose finished stages this run copies instead of computing them."""
     from edgetl.pipeline.lock import run_folder_lock
 
     validate(recipe, recipe_file or "recipe")
@@ -98,10 +100,10 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
     rank, world = _distributed()  # under torchrun: rank 0 alone writes; training stages run on every rank
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank != 0:  # rank 0 holds the lock for the whole group
-        return _run(recipe, out_dir, rank, world, recipe_file, progress)
+        return _run(recipe, out_dir, rank, world, recipe_file, progress, stage_store)
     with run_folder_lock(out_dir):
         remove_stale(out_dir)
-        return _run(recipe, out_dir, rank, world, recipe_file, progress)
+        return _run(recipe, out_dir, rank, world, recipe_file, progress, stage_store)
 
 
 def remove_stale(out_dir: Path) -> None:
@@ -118,9 +120,12 @@ def remove_stale(out_dir: Path) -> None:
 
 
 def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: str | None,
-         progress) -> dict[str, Any]:
+         progress, stage_store: Path | None = None) -> dict[str, Any]:
+    from contextlib import nullcontext
+
     from edgetl.pipeline.fingerprint import HashCache, recipe_fingerprint, stage_fingerprint
     from edgetl.pipeline.select import resolve_auto
+    from edgetl.pipeline.store import place, stage_lock
     from edgetl.report.build import write_reports
 
     stages_dir = out_dir / "stages"
@@ -156,36 +161,46 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
             result, status = _follow_rank0(stage, recipe, out_dir, stage_id, dirname, artifacts, data_loader,
                                            source_loader), "ran"
         else:
-            work = stages_dir / f".tmp-{dirname}"
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir()
-            ctx = StageContext(recipe=recipe, run_dir=out_dir, stage_id=stage_id, work_dir=work,
-                               final_rel=f"stages/{dirname}", artifacts=dict(artifacts),
-                               data_loader=data_loader, source_loader=source_loader, progress=progress,
-                               records=list(records))
-            t0 = time.perf_counter()
-            try:
-                produced = stage.run(ctx)
-            except BaseException as exc:  # nothing of a failed stage is kept; the stages before it are
-                shutil.rmtree(work, ignore_errors=True)
-                err = _named(exc, stage)
-                if err is exc:
-                    raise
-                raise err from exc
-            result = {
-                "index": stage.index, "type": stage.type, "id": stage_id, "key": key,
-                "config": stage.config.model_dump(mode="json"),
-                "artifacts": [a.to_dict() for a in produced],
-                "metrics": ctx.metrics, "seconds": round(time.perf_counter() - t0, 3),
-                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            write_json_atomic(work / "result.json", result)
-            replace_dir(work, final)  # files and folders are fsynced before the rename
-            status = "ran"
-            if world > 1:
-                from edgetl.train.distributed import barrier
+            shared = stage_store / "stages" / dirname if stage_store is not None else None
+            with stage_lock(stage_store, dirname) if stage_store is not None else nullcontext():
+                stored = _reusable(stage, shared, key, stage_store) if shared is not None else None
+                if stored is not None:  # another run (a search trial) made this very stage: copy it
+                    place(shared, final)
+                    result, status = stored, "reused"
+                    log.info("stage %d %s: copied from the stage store %s", stage.index, stage.type, shared)
+                else:
+                    work = stages_dir / f".tmp-{dirname}"
+                    shutil.rmtree(work, ignore_errors=True)
+                    work.mkdir()
+                    ctx = StageContext(recipe=recipe, run_dir=out_dir, stage_id=stage_id, work_dir=work,
+                                       final_rel=f"stages/{dirname}", artifacts=dict(artifacts),
+                                       data_loader=data_loader, source_loader=source_loader, progress=progress,
+                                       records=list(records))
+                    t0 = time.perf_counter()
+                    try:
+                        produced = stage.run(ctx)
+                    except BaseException as exc:  # nothing of a failed stage is kept; the stages before it are
+                        shutil.rmtree(work, ignore_errors=True)
+                        err = _named(exc, stage)
+                        if err is exc:
+                            raise
+                        raise err from exc
+                    result = {
+                        "index": stage.index, "type": stage.type, "id": stage_id, "key": key,
+                        "config": stage.config.model_dump(mode="json"),
+                        "artifacts": [a.to_dict() for a in produced],
+                        "metrics": ctx.metrics, "seconds": round(time.perf_counter() - t0, 3),
+                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    }
+                    write_json_atomic(work / "result.json", result)
+                    replace_dir(work, final)  # files and folders are fsynced before the rename
+                    status = "ran"
+                    if world > 1:
+                        from edgetl.train.distributed import barrier
 
-                barrier()
+                        barrier()
+                    if shared is not None:
+                        place(final, shared)
         for art in result["artifacts"]:
             artifacts[art["name"]] = Artifact.from_dict(art)
         records.append(StageRecord(stage.index, stage.type, stage_id, key, f"stages/{dirname}", status,

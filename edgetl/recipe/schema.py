@@ -208,6 +208,76 @@ class StageConfig(StrictModel):
     )
 
 
+# ---- the `search:` block, read by `edgetl search` (edgetl/pipeline/search.py); `edgetl compress` ignores it
+
+
+class SearchParam(StrictModel):
+    """One knob: a range (`low`..`high`, optionally `log` or `step`; integers when both ends are) or `choices`."""
+
+    low: float | None = Field(None, description="Smallest value of a range.")
+    high: float | None = Field(None, description="Largest value of a range.")
+    log: bool = Field(False, description="Sample the range on a log scale (both ends > 0).")
+    step: float | None = Field(None, gt=0, description="Sample the range on this grid.")
+    integer: bool = Field(False, description="Sample integers (set when both ends are written as integers).")
+    choices: list[str | int | float | bool] | None = Field(None, min_length=2, max_length=100,
+                                                           description="Pick one of these values.")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        ranged = self.low is not None or self.high is not None
+        if ranged == (self.choices is not None):
+            raise ValueError("give either low and high (a range) or choices, not both, not neither")
+        if ranged:
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"a range needs low < high, got low={self.low}, high={self.high}")
+            if self.log and self.low <= 0:
+                raise ValueError("log: true needs low > 0")
+        return self
+
+
+class SearchConfig(StrictModel):
+    params: dict[str, SearchParam] = Field(
+        min_length=1, max_length=50,
+        description="The knobs, by `--set` path (e.g. `stages.2.target.macs_ratio`): `[low, high]`, `{low, high, "
+        "log, step}`, or `{choices: [...]}`.")
+    objective: Literal["latency", "pareto"] = Field(
+        "latency", description="`latency`: the lowest p50 of the final artifact (the recipe's benchmark stage) among "
+        "trials that meet the recipe's `targets`. `pareto`: the accuracy / p50 front; the chosen trial is the "
+        "fastest on the front that meets the targets.")
+    trials: int = Field(12, ge=1, le=10000, description="Trials in the study (all workers together).")
+    trial_set: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="`--set` overrides for the trials only, e.g. `data.train_limit=500` to search on fewer examples; "
+        "the chosen trial is re-run without them for the reported numbers.")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's sampler (seeded by the recipe's seed).")
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _short_forms(cls, value: Any) -> Any:
+        """`[low, high]` is a range (integers when both are); a longer list is the choices."""
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for path, spec in value.items():
+            if isinstance(spec, list) and len(spec) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+                spec = {"low": spec[0], "high": spec[1], "integer": all(isinstance(v, int) for v in spec)}
+            elif isinstance(spec, list):
+                spec = {"choices": spec}
+            out[path] = spec
+        return out
+
+    @field_validator("params")
+    @classmethod
+    def _paths(cls, value: dict[str, SearchParam]) -> dict[str, SearchParam]:
+        for path in value:
+            if not path or "=" in path or path.startswith("search") or path.split(".")[0] not in (
+                    "model", "data", "stages", "targets", "seed"):
+                raise ValueError(f"{path!r}: a knob is a recipe field path such as stages.2.target.macs_ratio "
+                                 "(under model, data, stages, targets or seed)")
+        return value
+
+
 class RecipeBase(StrictModel):
     name: SafeName = Field(
         description="Name of the run, used in reports and as the run folder (runs/<name>): no `/` or `\\`, no "
@@ -217,6 +287,8 @@ class RecipeBase(StrictModel):
     model: ModelConfig = Field(description="The source model.")
     data: DataConfig = Field(description="The labelled target data.")
     targets: Targets = Field(default_factory=Targets, description="Budgets checked in the report.")
+    search: SearchConfig | None = Field(
+        None, description="What `edgetl search` varies and optimizes (ignored by `edgetl compress`).")
     _overrides: list[str] = PrivateAttr(default_factory=list)
 
     @property

@@ -1,0 +1,220 @@
+"""`edgetl search RECIPE`: an Optuna study over the knobs of the recipe's `search:` block. Each trial is a normal
+run folder (OUT/trials/NNNN) made with `--set` overrides; trials share every identical stage through a stage
+store (OUT/store, edgetl/pipeline/store.py), so the fine-tune that every trial starts from runs once. The study
+lives in Optuna's storage (default: SQLite at OUT/search.db; a journal file or a PostgreSQL/MySQL URL for workers
+on several machines that share OUT): killed and rerun, the finished trials are kept and the study goes on.
+Several workers (`--workers N` here, or the same command on other machines) join one study. The chosen trial is
+re-run into OUT/best without the trials-only overrides (`search.trial_set`): its report is the search's result,
+and `edgetl bundle OUT/best` ships it.
+
+Optuna rather than our own loop: its samplers (TPE with constraints), storages that several processes and
+machines share safely, and parameter importances are what this needs, well kept."""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import EdgetlError, RecipeError
+from edgetl.recipe.load import load_recipe
+from edgetl.recipe.schema import RecipeBase, SearchConfig, SearchParam
+from edgetl.runtime.files import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def storage_for(url: str | None, out: Path) -> Any:
+    """An Optuna storage: SQLite in OUT by default, `journal:PATH` for a journal file, or an RDB URL as is."""
+    import optuna
+
+    if url is None:
+        url = f"sqlite:///{(out / 'search.db').resolve()}"
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    # SQLite from several processes: wait for the write lock instead of failing at once
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def suggest(trial: Any, path: str, spec: SearchParam) -> Any:
+    if spec.choices is not None:
+        return trial.suggest_categorical(path, spec.choices)
+    assert spec.low is not None and spec.high is not None  # a range (SearchParam checked it)
+    if spec.integer:
+        return trial.suggest_int(path, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
+    return trial.suggest_float(path, spec.low, spec.high, step=spec.step, log=spec.log)
+
+
+def final_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's final artifact: p50, accuracy, size, and whether every target passed."""
+    final = next((a for a in report["artifacts"] if a["name"] == report.get("final")), None)
+    if final is None or not final.get("latency_ms"):
+        raise RecipeError("a search needs the final artifact's latency: the recipe must end with a benchmark stage "
+                          "that measures it")
+    targets = report.get("targets") or []
+    return {"artifact": final["name"], "p50_ms": final["latency_ms"]["p50"], "accuracy": final.get("accuracy"),
+            "size_mb": round(final["size_bytes"] / 1e6, 3),
+            "targets_passed": all(t["passed"] is True for t in targets),
+            "targets": [{k: t[k] for k in ("target", "limit", "value", "passed")} for t in targets]}
+
+
+def search(recipe_path: Path, out: Path, *, trials: int | None = None, storage: str | None = None, workers: int = 1,
+           sets: list[str] | None = None, rerun_best: bool = True) -> dict[str, Any]:
+    """Run (or continue) the study of `recipe_path`'s `search:` block into `out`; returns the summary that is also
+    written as OUT/search.json and OUT/search.md."""
+    import optuna
+
+    sets = list(sets or [])
+    base = load_recipe(recipe_path, sets)
+    if base.search is None:
+        raise RecipeError(f"{recipe_path} has no `search:` block",
+                          hint="add e.g. search: {params: {stages.2.target.macs_ratio: [0.2, 0.7]}, trials: 12}")
+    cfg = base.search
+    total = trials or cfg.trials
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _check_knobs(recipe_path, sets, cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _study(base, cfg, storage_for(storage, out))
+    helpers = [_start_worker(recipe_path, out, total, storage, sets) for _ in range(max(0, workers - 1))]
+    try:
+        if len(study.get_trials(deepcopy=False, states=_counted())) < total:  # (a finished study runs no more)
+            study.optimize(lambda t: _trial(t, recipe_path, out, sets, cfg), catch=(EdgetlError,),
+                           callbacks=[optuna.study.MaxTrialsCallback(total, states=_counted())])
+    finally:
+        for p in helpers:
+            p.wait()
+    failed = [p.args for p in helpers if p.returncode]
+    if failed:
+        log.warning("%d worker(s) ended with an error; their trials are marked failed in the study", len(failed))
+    summary = summarize(study, cfg)
+    if rerun_best and summary["chosen"] is not None:
+        chosen = summary["chosen"]
+        log.info("re-running trial %d without the trials-only overrides into %s", chosen["number"], out / "best")
+        report = _compress(recipe_path, out / "best", sets + chosen["sets"], out)
+        summary["best"] = {"run": str(out / "best"), **final_row(report)}
+    write_json_atomic(out / "search.json", summary)
+    from edgetl.pipeline.search_report import write_search_report
+
+    write_search_report(summary, out)
+    return summary
+
+
+def _counted() -> tuple[Any, ...]:
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def _study(base: RecipeBase, cfg: SearchConfig, storage: Any) -> Any:
+    import optuna
+
+    if cfg.sampler == "random":
+        sampler: Any = optuna.samplers.RandomSampler(seed=base.seed)
+    else:  # (TPE reads each trial's constraint, set by _trial: <= 0 feasible)
+        sampler = optuna.samplers.TPESampler(seed=base.seed)
+    directions = ["minimize"] if cfg.objective == "latency" else ["minimize", "maximize"]
+    return optuna.create_study(study_name=base.name, storage=storage, sampler=sampler, directions=directions,
+                               load_if_exists=True)
+
+
+def _check_knobs(recipe_path: Path, sets: list[str], cfg: SearchConfig) -> None:
+    """Every knob at its low (or first) value makes a valid recipe: a typo in a path fails now, naming it."""
+    probe = []
+    for path, spec in cfg.params.items():
+        value = spec.choices[0] if spec.choices is not None else spec.low
+        probe.append(f"{path}={_yaml(int(value) if spec.integer and value is not None else value)}")
+    try:
+        load_recipe(recipe_path, sets + cfg.trial_set + probe)
+    except RecipeError as err:
+        raise RecipeError(f"search.params: the knobs do not fit {recipe_path}: {err}",
+                          problems=err.problems, hint="each knob must name a field the recipe has") from None
+
+
+def _yaml(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _trial(trial: Any, recipe_path: Path, out: Path, sets: list[str], cfg: SearchConfig) -> Any:
+    chosen = [f"{path}={_yaml(suggest(trial, path, spec))}" for path, spec in cfg.params.items()]
+    run = out / "trials" / f"{trial.number:04d}"
+    trial.set_user_attr("run", str(run))
+    trial.set_user_attr("sets", chosen)
+    try:
+        report = _compress(recipe_path, run, sets + cfg.trial_set + chosen, out)
+    except EdgetlError as err:  # a gate or a budget failed for these values: the trial fails, the study goes on
+        trial.set_user_attr("error", err.render()[:2000])
+        raise
+    row = final_row(report)
+    for key, value in row.items():
+        trial.set_user_attr(key, value)
+    trial.set_constraint("targets", 0.0 if row["targets_passed"] else 1.0)  # <= 0: feasible (Optuna)
+    log.info("trial %d: %s -> p50 %.3f ms, accuracy %s, targets %s", trial.number, " ".join(chosen), row["p50_ms"],
+             row["accuracy"], "met" if row["targets_passed"] else "missed")
+    if cfg.objective == "latency":
+        return row["p50_ms"]
+    return row["p50_ms"], row["accuracy"] if row["accuracy"] is not None else -math.inf
+
+
+def _compress(recipe_path: Path, run: Path, sets: list[str], out: Path) -> dict[str, Any]:
+    from edgetl.pipeline.runner import compress
+
+    recipe = load_recipe(recipe_path, sets)
+    return compress(recipe, run, recipe_file=str(recipe_path), stage_store=out / "store")
+
+
+def _start_worker(recipe_path: Path, out: Path, total: int, storage: str | None, sets: list[str]) -> Any:
+    """Another process joining the study (the same command with --workers 1 and no re-run of the best)."""
+    url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
+    cmd = [sys.executable, "-m", "edgetl", "search", str(recipe_path), "--out", str(out), "--trials", str(total),
+           "--storage", url, "--workers", "1", "--no-rerun-best", *[a for s in sets for a in ("--set", s)]]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize(study: Any, cfg: SearchConfig) -> dict[str, Any]:
+    """Every trial with its values, the accuracy / latency front, the chosen trial and the knobs' importances."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.trials:
+        row = {"number": t.number, "state": t.state.name, "params": dict(t.params), "sets": t.user_attrs.get("sets", []),
+               "run": t.user_attrs.get("run")}
+        for key in ("p50_ms", "accuracy", "size_mb", "targets_passed", "targets", "error"):
+            if key in t.user_attrs:
+                row[key] = t.user_attrs[key]
+        rows.append(row)
+    done = [r for r in rows if r["state"] == TrialState.COMPLETE.name and "p50_ms" in r]
+    front = pareto_front(done)
+    for r in done:
+        r["on_front"] = r["number"] in front
+    feasible = [r for r in done if r["targets_passed"]]
+    pool = [r for r in feasible if r["on_front"]] if cfg.objective == "pareto" else feasible
+    chosen = min(pool, key=lambda r: r["p50_ms"]) if pool else None
+    try:
+        import optuna
+
+        importances = {k: round(v, 4) for k, v in optuna.importance.get_param_importances(
+            study, target=(lambda t: t.values[0]) if cfg.objective == "pareto" else None).items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):  # fewer than two finished trials, or one value only
+        importances = {}
+    return {"study": study.study_name, "objective": cfg.objective, "trials": rows, "front": front,
+            "chosen": chosen, "importances": importances,
+            "counts": {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING")}}
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[int]:
+    """Trial numbers no other trial beats on both p50 (lower) and accuracy (higher)."""
+    def acc(r: dict[str, Any]) -> float:
+        return r["accuracy"] if r.get("accuracy") is not None else -math.inf
+
+    return sorted(r["number"] for r in rows if not any(
+        o["p50_ms"] <= r["p50_ms"] and acc(o) >= acc(r) and (o["p50_ms"] < r["p50_ms"] or acc(o) > acc(r))
+        for o in rows))

@@ -1,0 +1,97 @@
+"""`edgetl search`: an Optuna study over a recipe's knobs, each trial a run folder, identical stages computed once
+across trials and workers (the stage store), resumable, the chosen trial re-run at full size."""
+
+import json
+import os
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from edgetl.cli import app
+
+pytest.importorskip("optuna")
+pytest.importorskip("torch_pruning")
+
+
+def _recipe(tmp_path, trials=3, **search):
+    recipe = {
+        "name": "tiny-search", "seed": 0,
+        "model": {"source": "tiny_cnn", "input_size": 32},
+        "data": {"name": "fashion_mnist", "train_limit": 400, "eval_limit": 150},
+        "stages": [
+            {"type": "finetune", "epochs": 1, "batch_size": 64, "lr": 0.02},
+            {"type": "prune", "target": {"macs_ratio": 0.5}, "max_steps": 3, "batch_size": 64,
+             "measure_latency": False, "protect": "none"},
+            {"type": "export"},
+            {"type": "benchmark", "iterations": 10, "warmup_seconds": 0.0},
+        ],
+        "targets": {"max_accuracy_drop": 0.5},
+        "search": {"params": {"stages.1.target.macs_ratio": [0.3, 0.9]}, "trials": trials, **search},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _search(path, out, *args):
+    return CliRunner().invoke(app, ["search", str(path), "--out", str(out), *args])
+
+
+def test_trials_share_the_fine_tune_resume_and_the_chosen_trial_is_rerun(tmp_path):
+    path, out = _recipe(tmp_path, trial_set=["data.train_limit=300"]), tmp_path / "study"
+    res = _search(path, out)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["counts"]["COMPLETE"] == 3 and [t["number"] for t in summary["trials"]] == [0, 1, 2]
+    ratios = [t["params"]["stages.1.target.macs_ratio"] for t in summary["trials"]]
+    assert len(set(ratios)) == 3 and all(0.3 <= r <= 0.9 for r in ratios)
+    # one fine-tune for every trial: one folder in the store, hard-linked into each trial's own run folder
+    tuned = {d.name for d in (out / "trials").glob("*/stages/00-finetune-*")}
+    assert len(tuned) == 1
+    weights = out / "store" / "stages" / tuned.pop() / "model" / "model.safetensors"
+    for t in summary["trials"]:
+        copy = next((out / "trials" / f"{t['number']:04d}" / "stages").glob("00-finetune-*")) / "model" / "model.safetensors"
+        assert os.stat(copy).st_ino == os.stat(weights).st_ino
+        assert json.loads((out / "trials" / f"{t['number']:04d}" / "report.json").read_text())["final"]
+    chosen = summary["chosen"]
+    assert chosen["p50_ms"] == min(t["p50_ms"] for t in summary["trials"] if t["targets_passed"])
+    # the re-run drops the trials-only data.train_limit=300: a new fine-tune on the 400 examples of the recipe
+    best = json.loads((out / "best" / "manifest.json").read_text())["recipe"]
+    assert best["data"]["train_limit"] == 400 and summary["best"]["run"] == str(out / "best")
+    assert (out / "search.md").exists() and (out / "search.png").exists()
+
+    again = _search(path, out, "--trials", "4")  # killed or finished, a study goes on from what it has
+    assert again.exit_code == 0, again.output
+    summary = json.loads((out / "search.json").read_text())
+    assert [t["number"] for t in summary["trials"]] == [0, 1, 2, 3]
+    assert [t["params"]["stages.1.target.macs_ratio"] for t in summary["trials"][:3]] == ratios
+
+
+def test_two_workers_join_one_study_and_compute_each_stage_once(tmp_path):
+    path, out = _recipe(tmp_path, trials=4), tmp_path / "study"
+    res = _search(path, out, "--workers", "2", "--no-rerun-best")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "search.json").read_text())
+    numbers = [t["number"] for t in summary["trials"]]
+    assert len(numbers) == len(set(numbers)) and summary["counts"]["COMPLETE"] >= 4
+    assert summary["counts"].get("FAIL", 0) == 0
+    tuned = list((out / "store" / "stages").glob("00-finetune-*"))
+    assert len(tuned) == 1  # neither worker computed it a second time
+    finished = {json.loads((d / "result.json").read_text())["finished"]
+                for d in (out / "trials").glob("*/stages/00-finetune-*")}
+    assert len(finished) == 1  # every trial holds the one fine-tune (copied, not recomputed)
+    assert not list(out.rglob(".tmp-*"))  # no half-written folder left anywhere
+
+
+def test_a_knob_that_is_not_a_recipe_field_or_no_search_block_exits_2(tmp_path):
+    bad = _recipe(tmp_path)
+    data = yaml.safe_load(bad.read_text())
+    data["search"]["params"] = {"stages.9.target.macs_ratio": [0.3, 0.9]}
+    bad.write_text(yaml.safe_dump(data))
+    res = _search(bad, tmp_path / "a")
+    assert res.exit_code == 2 and "stages.9" in res.output and "Traceback" not in res.output
+    del data["search"]
+    bad.write_text(yaml.safe_dump(data))
+    res = _search(bad, tmp_path / "b")
+    assert res.exit_code == 2 and "has no `search:` block" in res.output
