@@ -68,7 +68,11 @@ def search(recipe_path: Path, out: Path, *, trials: int | None = None, storage: 
            sets: list[str] | None = None, rerun_best: bool = True) -> dict[str, Any]:
     """Run (or continue) the study of `recipe_path`'s `search:` block into `out`; returns the summary that is also
     written as OUT/search.json and OUT/search.md."""
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise RecipeError("edgetl search needs Optuna, which is not installed",
+                          hint="pip install 'edgetl[search]'") from None
 
     sets = list(sets or [])
     base = load_recipe(recipe_path, sets)

@@ -95,3 +95,26 @@ def test_a_knob_that_is_not_a_recipe_field_or_no_search_block_exits_2(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     res = _search(bad, tmp_path / "b")
     assert res.exit_code == 2 and "has no `search:` block" in res.output
+
+
+def test_without_optuna_the_search_says_which_extra_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what `import optuna` meets where it is not installed
+    res = _search(_recipe(tmp_path), tmp_path / "a")
+    assert res.exit_code == 2 and "pip install 'edgetl[search]'" in res.output
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([0.9, 0.3], "low < high"),
+    ({"low": 0.1}, "low < high"),
+    ({"low": 0.0, "high": 1.0, "log": True}, "log: true needs low > 0"),
+    ({"low": 0.1, "high": 0.5, "choices": [1, 2]}, "not both"),
+])
+def test_a_knob_that_is_not_a_range_or_choices_is_refused(spec, message):
+    from pydantic import ValidationError
+
+    from edgetl.recipe.schema import SearchConfig
+
+    with pytest.raises(ValidationError, match=message):
+        SearchConfig(params={"stages.1.target.macs_ratio": spec})
