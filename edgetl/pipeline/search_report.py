@@ -16,21 +16,26 @@ def write_search_report(summary: dict[str, Any], out: Path) -> None:
     if chosen:
         lines += [f"Chosen: trial {chosen['number']} ({' '.join(chosen['sets'])}): p50 {chosen['p50_ms']:.3f} ms, "
                   f"accuracy {_fmt(chosen.get('accuracy'))}, {chosen['size_mb']} MB."]
+        if summary.get("chosen_by"):
+            lines += [f"Chosen by {summary['chosen_by']}."]
     else:
         lines += ["No finished trial met the recipe's targets."]
     if best:
         lines += [f"Re-run without the trials-only overrides ({best['run']}): p50 {best['p50_ms']:.3f} ms, accuracy "
                   f"{_fmt(best.get('accuracy'))}, {best['size_mb']} MB, targets "
                   f"{'met' if best['targets_passed'] else 'missed'}."]
-    lines += ["", "| trial | knobs | p50 ms | accuracy | MB | targets | front |", "|---:|---|---:|---:|---:|---|---|"]
+    lines += ["", "| trial | knobs | p50 ms | p50 ms side by side | accuracy | MB | targets | front |",
+              "|---:|---|---:|---:|---:|---:|---|---|"]
     for r in summary["trials"]:
         if "p50_ms" in r:
-            lines.append(f"| {r['number']} | {' '.join(r['sets'])} | {r['p50_ms']:.3f} | {_fmt(r.get('accuracy'))} | "
+            side = f"{r['p50_ms_interleaved']:.3f}" if "p50_ms_interleaved" in r else ""
+            lines.append(f"| {r['number']} | {' '.join(r['sets'])} | {r['p50_ms']:.3f} | {side} | "
+                         f"{_fmt(r.get('accuracy'))} | "
                          f"{r['size_mb']} | {'met' if r['targets_passed'] else 'missed'} | "
                          f"{'yes' if r.get('on_front') else ''} |")
         else:
             reason = (r.get("error") or r["state"].lower()).splitlines()[0][:160]
-            lines.append(f"| {r['number']} | {' '.join(r['sets'])} | | | | {reason} | |")
+            lines.append(f"| {r['number']} | {' '.join(r['sets'])} | | | | | {reason} | |")
     if summary["importances"]:
         lines += ["", "Importance of each knob (Optuna, fANOVA): " + ", ".join(
             f"{k} {v:.2f}" for k, v in summary["importances"].items())]
