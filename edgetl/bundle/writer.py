@@ -46,21 +46,12 @@ def layout_of(artifact: dict[str, Any]) -> str:
 
 
 def onnx_io(path: Path) -> dict[str, list[dict[str, Any]]]:
-    import onnx
-
+    """Inputs and outputs of the artifact (name, dtype, shape), as the bundle manifest lists them."""
     from edgetl.backends.onnx_file import read_onnx
+    from edgetl.backends.onnx_graph import io_spec
 
-    model = read_onnx(path, "artifact")  # a corrupt or truncated file is an error naming it (exit 2)
-
-    def describe(values) -> list[dict[str, Any]]:
-        out = []
-        for v in values:
-            t = v.type.tensor_type
-            out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
-                        "shape": [d.dim_param or d.dim_value for d in t.shape.dim]})
-        return out
-
-    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+    spec = io_spec(read_onnx(path, "artifact"))  # a corrupt or truncated file is an error naming it (exit 2)
+    return {"inputs": spec["inputs"], "outputs": spec["outputs"]}
 
 
 def select_models(artifacts: list[dict[str, Any]], report: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
