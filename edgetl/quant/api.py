@@ -4,6 +4,7 @@ under TensorRT's rules), written in one or both Q/DQ layouts (edgetl/quant/confi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -114,7 +115,7 @@ def _with_sidecar(src: Path, proto: Any, preprocessing: Any, labels: list[str] |
         raise ModelError(f"{src} outputs {width} logits but {len(names)} labels were given",
                          hint="use data with as many classes as the model has outputs")
     shutil.copyfile(src, folder / "model.onnx")
-    pre = type(preprocessing)(**{**preprocessing.to_dict(), "input_names": [io["inputs"][0]["name"]]})
+    pre = dataclasses.replace(preprocessing, input_names=[io["inputs"][0]["name"]])
     write_onnx_meta(folder / "model.onnx", labels=names, preprocessing=pre, task="image",
                     info={"source": str(src)})
     return folder / "model.onnx"

@@ -82,17 +82,16 @@ class QuantizeStage(Stage[QuantizeStageConfig]):
         one = next(iter(names)) if len(names) == 1 else None
         # (folder names as report.json has always shown them: onnx/ for one ptq layout, else onnx-<layout>/)
         out = ctx.work_dir if one is None else ctx.work_dir / ("onnx" if cfg.method == "ptq" else f"onnx-{one}")
-        technique = QuantizeConfig.model_validate(cfg.model_dump(exclude={"type", "name"}, exclude_unset=True))
         if cfg.method == "ptq":
             src = ctx.latest("onnx", "fp32")
             assert src is not None  # guaranteed by problems()
             parent: str | None = src.name
-            result = quantize(ctx.path_of(src), None, ctx.data().eval if cfg.fallback else None, technique, out,
+            result = quantize(ctx.path_of(src), None, ctx.data().eval if cfg.fallback else None, cfg, out,
                               calibration=self.calibration_split(ctx), seed=ctx.recipe.seed,
                               field_prefix=f"stages.{self.index}.")
         else:
             model, parent = ctx.current_model()
-            result = quantize(model, ctx.data(), None, technique, out, calibration=self.calibration_split(ctx),
+            result = quantize(model, ctx.data(), None, cfg, out, calibration=self.calibration_split(ctx),
                               seed=ctx.recipe.seed + self.index, progress=ctx.progress,
                               field_prefix=f"stages.{self.index}.")
         metrics = dict(result.metrics)
