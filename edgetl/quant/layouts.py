@@ -309,11 +309,16 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
             node = producers.get(node.input[0])
     graph_inputs = {i.name for i in stripped.model.graph.input}
     batches = [{k: v for k, v in b.items() if k in graph_inputs} for b in calib_batches]
-    # text: quantize exactly the layers QAT trained (ONNX Runtime would also quantize the attention MatMuls,
-    # activation x activation, on calibrated ranges QAT never simulated); images: the ops of IMAGE_OPS, because
-    # ONNX Runtime's fast kernels need Q/DQ around Add/pooling too
-    nodes = stripped.quantized_nodes if task == "text" else None
-    if op_types is None and task != "text":
+    # transformers (text, or an image model with attention: ViT): quantize exactly the layers QAT trained (ONNX
+    # Runtime would also quantize the attention MatMuls, activation x activation, and the residual Adds on
+    # calibrated ranges QAT never simulated); CNNs: the ops of IMAGE_OPS, because ONNX Runtime's fast kernels
+    # need Q/DQ around Add/pooling too
+    transformer = task == "text" or has_attention(stripped.model)
+    nodes = stripped.quantized_nodes if transformer else None
+    if transformer and task != "text":
+        by_name = {n.name: n.op_type for n in stripped.model.graph.node}
+        op_types = sorted({by_name[n] for n in stripped.quantized_nodes})
+    elif op_types is None:
         op_types = list(IMAGE_OPS)
     root = logging.getLogger()
     level = root.level
@@ -332,7 +337,7 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
     dropped = rewired = 0
     shielded = shield_float_nodes(out_path, stripped.float_nodes) if stripped.float_nodes else 0
     float_outputs = float_graph_outputs(out_path)
-    if task == "text":
+    if transformer:
         dropped = drop_untrained_activation_qdq(out_path, set(stripped.act_scales))
         rewired = float_side_consumers(out_path)
     else:
@@ -353,7 +358,14 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
             "quantized_nodes": len(stripped.quantized_nodes), "op_types": op_types, "clamped_activations": clamped,
             "float_graph_outputs": float_outputs,
             # (text: ONNX Runtime fuses DQ -> MatMul without a Q after it into an integer MatMul, see above)
-            "float_output_layers": float_output_layers(out_path) if task != "text" else []}
+            "float_output_layers": float_output_layers(out_path) if not transformer else []}
+
+
+def has_attention(model) -> bool:
+    """Whether a float graph multiplies two activations (attention's Q.K^T and A.V): a transformer."""
+    consts = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
+                                                          for o in n.output}
+    return any(n.op_type == "MatMul" and not ({n.input[0], n.input[1]} & consts) for n in model.graph.node)
 
 
 def keep_float_ops_float(path: Path, quantized_ops: set[str], trained: set[str], float_model: Any = None) -> int:

@@ -37,7 +37,11 @@ def quant_sections(report: dict[str, Any]) -> list[str]:
                 lines.append(f"\nFloat-rounding floors: the fake-quant torch model agrees with itself on "
                              f"{floor['top1_agreement']:.4f} of these examples when its input moves by "
                              f"{floor['relative_input_change']:g} (relative); the last column is the same kind of "
-                             "drift between two ONNX Runtime executions of one file.")
+                             "drift between two ONNX Runtime executions of one file."
+                             + (f" Under the rounding of ONNX Runtime's integer kernels (int32 bias grid, fixed-point "
+                                f"requantization: {kf['relative_input_change']:g} relative) it agrees on "
+                                f"{kf['top1_agreement']:.4f}, the bound the onnxruntime layout is held to."
+                                if (kf := m.get("parity_noise_floor_onnxruntime")) else ""))
         chk = m.get("check_qdq_tensorrt")
         if chk is not None:
             lines.append(f"\n`check-qdq --target tensorrt` on the tensorrt layout: {chk['violations']} violation(s)"
