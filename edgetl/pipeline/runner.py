@@ -16,6 +16,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from edgetl.runtime.files import digest_and_size, replace_dir, stable_hash, writ
 from edgetl.stages.base import PlanState, Stage, StageContext
 
 log = logging.getLogger(__name__)
+AfterStage = Callable[[int, "dict[str, Artifact]"], None]  # (stage index, every artifact so far)
 CACHE_VERSION = 1  # bump when stage outputs change meaning, so old caches are not reused
 
 
@@ -89,10 +91,12 @@ def root_key(recipe: RecipeBase, inputs: dict[str, Any] | None = None) -> str:
 
 
 def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = None, progress=None,
-             stage_store: Path | None = None) -> dict[str, Any]:
+             stage_store: Path | None = None, after_stage: AfterStage | None = None) -> dict[str, Any]:
     """Run a recipe into out_dir; returns the report (also written as report.json / report.md). One run at a
     time per folder: a second one raises RunFolderBusyError naming the first. `stage_store`: a folder shared with
-    other runs (edgetl/pipeline/store.py) whose finished stages this run copies instead of computing them."""
+    other runs (edgetl/pipeline/store.py) whose finished stages this run copies instead of computing them.
+    `after_stage(index, artifacts)`: called once each stage is kept (ran or reused) with every artifact so far;
+    what it raises stops the run there, the finished stages staying reusable (a search prunes a hopeless trial)."""
     from edgetl.pipeline.lock import run_folder_lock
 
     validate(recipe, recipe_file or "recipe")
@@ -103,7 +107,7 @@ def compress(recipe: RecipeBase, out_dir: Path, *, recipe_file: str | None = Non
         return _run(recipe, out_dir, rank, world, recipe_file, progress, stage_store)
     with run_folder_lock(out_dir):
         remove_stale(out_dir)
-        return _run(recipe, out_dir, rank, world, recipe_file, progress, stage_store)
+        return _run(recipe, out_dir, rank, world, recipe_file, progress, stage_store, after_stage)
 
 
 def remove_stale(out_dir: Path) -> None:
@@ -120,7 +124,7 @@ def remove_stale(out_dir: Path) -> None:
 
 
 def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: str | None,
-         progress, stage_store: Path | None = None) -> dict[str, Any]:
+         progress, stage_store: Path | None = None, after_stage: AfterStage | None = None) -> dict[str, Any]:
     from contextlib import nullcontext
 
     from edgetl.pipeline.fingerprint import HashCache, recipe_fingerprint, stage_fingerprint
@@ -205,6 +209,8 @@ def _run(recipe: RecipeBase, out_dir: Path, rank: int, world: int, recipe_file: 
             artifacts[art["name"]] = Artifact.from_dict(art)
         records.append(StageRecord(stage.index, stage.type, stage_id, key, f"stages/{dirname}", status,
                                    result["seconds"], [a["name"] for a in result["artifacts"]], result["metrics"]))
+        if after_stage is not None:
+            after_stage(stage.index, dict(artifacts))
     total = time.perf_counter() - started
     if world > 1:  # rank 0 writes the reports; the others return what it wrote
         from edgetl.train.distributed import barrier

@@ -126,8 +126,12 @@ def _study(base: RecipeBase, cfg: SearchConfig, storage: Any) -> Any:
     else:  # (TPE reads each trial's constraint, set by _trial: <= 0 feasible)
         sampler = optuna.samplers.TPESampler(seed=base.seed)
     directions = ["minimize"] if cfg.objective == "latency" else ["minimize", "maximize"]
-    return optuna.create_study(study_name=base.name, storage=storage, sampler=sampler, directions=directions,
-                               load_if_exists=True)
+    # each trial reports, after every stage, how far its model is above the accuracy the targets allow (negative:
+    # below); a trial already more than prune_slack below is pruned (see budget_guard)
+    pruner = (optuna.pruners.ThresholdPruner(lower=-cfg.prune_slack) if cfg.prune_slack is not None
+              else optuna.pruners.NopPruner())
+    return optuna.create_study(study_name=base.name, storage=storage, sampler=sampler, pruner=pruner,
+                               directions=directions, load_if_exists=True)
 
 
 def _check_knobs(recipe_path: Path, sets: list[str], cfg: SearchConfig) -> None:
@@ -154,8 +158,10 @@ def _trial(trial: Any, recipe_path: Path, out: Path, sets: list[str], cfg: Searc
     run = out / "trials" / f"{trial.number:04d}"
     trial.set_user_attr("run", str(run))
     trial.set_user_attr("sets", chosen)
+    recipe = load_recipe(recipe_path, sets + cfg.trial_set + chosen)
+    guard = budget_guard(trial, recipe.targets) if cfg.prune_slack is not None and cfg.objective == "latency" else None
     try:
-        report = _compress(recipe_path, run, sets + cfg.trial_set + chosen, out)
+        report = _compress(recipe_path, run, sets + cfg.trial_set + chosen, out, after_stage=guard)
     except EdgetlError as err:  # a gate or a budget failed for these values: the trial fails, the study goes on
         trial.set_user_attr("error", err.render()[:2000])
         raise
@@ -170,11 +176,36 @@ def _trial(trial: Any, recipe_path: Path, out: Path, sets: list[str], cfg: Searc
     return row["p50_ms"], row["accuracy"] if row["accuracy"] is not None else -math.inf
 
 
-def _compress(recipe_path: Path, run: Path, sets: list[str], out: Path) -> dict[str, Any]:
+def budget_guard(trial: Any, targets: Any) -> Any:
+    """The runner's after-stage hook of a trial: report the margin of the newest accuracy over what the targets
+    allow, and prune the trial when Optuna's pruner says so. Multi-objective studies cannot prune (Optuna)."""
+    import optuna
+
+    def after(index: int, artifacts: dict[str, Any]) -> None:
+        accs = [a.metrics["accuracy"] for a in artifacts.values() if a.metrics.get("accuracy") is not None]
+        if len(accs) < 2:  # (the first accuracy is the reference of max_accuracy_drop)
+            return
+        floors = ([accs[0] - targets.max_accuracy_drop] if targets.max_accuracy_drop is not None else []) + (
+            [targets.min_accuracy] if targets.min_accuracy is not None else [])
+        if not floors:
+            return
+        margin = accs[-1] - max(floors)
+        trial.report(margin, index)
+        if trial.should_prune():
+            reason = (f"pruned after stage {index}: accuracy {accs[-1]:.4f} is {-margin:.4f} below what the targets "
+                      f"allow ({max(floors):.4f})")
+            trial.set_user_attr("pruned", reason)
+            log.info("trial %d %s", trial.number, reason)
+            raise optuna.TrialPruned(reason)
+
+    return after
+
+
+def _compress(recipe_path: Path, run: Path, sets: list[str], out: Path, after_stage: Any = None) -> dict[str, Any]:
     from edgetl.pipeline.runner import compress
 
     recipe = load_recipe(recipe_path, sets)
-    return compress(recipe, run, recipe_file=str(recipe_path), stage_store=out / "store")
+    return compress(recipe, run, recipe_file=str(recipe_path), stage_store=out / "store", after_stage=after_stage)
 
 
 def _start_worker(recipe_path: Path, out: Path, total: int, storage: str | None, sets: list[str]) -> Any:
@@ -193,7 +224,7 @@ def summarize(study: Any, cfg: SearchConfig) -> dict[str, Any]:
     for t in study.trials:
         row = {"number": t.number, "state": t.state.name, "params": dict(t.params), "sets": t.user_attrs.get("sets", []),
                "run": t.user_attrs.get("run")}
-        for key in ("p50_ms", "accuracy", "size_mb", "targets_passed", "targets", "path", "error"):
+        for key in ("p50_ms", "accuracy", "size_mb", "targets_passed", "targets", "path", "error", "pruned"):
             if key in t.user_attrs:
                 row[key] = t.user_attrs[key]
         rows.append(row)

@@ -34,7 +34,7 @@ def write_search_report(summary: dict[str, Any], out: Path) -> None:
                          f"{r['size_mb']} | {'met' if r['targets_passed'] else 'missed'} | "
                          f"{'yes' if r.get('on_front') else ''} |")
         else:
-            reason = (r.get("error") or r["state"].lower()).splitlines()[0][:160]
+            reason = (r.get("error") or r.get("pruned") or r["state"].lower()).splitlines()[0][:160]
             lines.append(f"| {r['number']} | {' '.join(r['sets'])} | | | | | {reason} | |")
     if summary["importances"]:
         lines += ["", "Importance of each knob (Optuna, fANOVA): " + ", ".join(

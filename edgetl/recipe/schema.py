@@ -250,6 +250,11 @@ class SearchConfig(StrictModel):
         description="`--set` overrides for the trials only, e.g. `data.train_limit=500` to search on fewer examples; "
         "the chosen trial is re-run without them for the reported numbers.")
     sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's sampler (seeded by the recipe's seed).")
+    prune_slack: float | None = Field(
+        0.01, ge=0, le=1, description="Stop a trial as soon as a stage leaves its model more than this below the "
+        "accuracy the targets allow (`max_accuracy_drop` from the first accuracy of the run, `min_accuracy`): later "
+        "stages rarely win it back (Optuna's ThresholdPruner; the stages it finished stay reusable). `null`: run "
+        "every trial to the end.")
 
     @field_validator("params", mode="before")
     @classmethod

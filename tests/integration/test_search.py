@@ -86,6 +86,23 @@ def test_two_workers_join_one_study_and_compute_each_stage_once(tmp_path):
     assert not list(out.rglob(".tmp-*"))  # no half-written folder left anywhere
 
 
+def test_a_trial_already_below_the_accuracy_budget_is_pruned_before_its_later_stages(tmp_path):
+    # a tiny CNN fine-tuned and pruned for a few steps cannot hold 0.99; each trial is stopped right after its
+    # prune stage (1), so no export or benchmark runs for it, and the search says that none met the targets
+    path, out = _recipe(tmp_path, trials=2, prune_slack=0.0), tmp_path / "study"
+    recipe = yaml.safe_load(path.read_text())
+    recipe["targets"] = {"min_accuracy": 0.99}
+    path.write_text(yaml.safe_dump(recipe))
+    res = _search(path, out, "--no-rerun-best")
+    assert res.exit_code == 1 and "no finished trial met" in res.output, res.output
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["counts"]["PRUNED"] == 2
+    assert all(t["pruned"].startswith("pruned after stage 1: accuracy") for t in summary["trials"])
+    assert not list((out / "trials").glob("*/stages/02-export-*"))
+    assert list((out / "trials").glob("*/stages/01-prune-*"))
+    assert "pruned after stage 1" in (out / "search.md").read_text()
+
+
 def test_a_knob_that_is_not_a_recipe_field_or_no_search_block_exits_2(tmp_path):
     bad = _recipe(tmp_path)
     data = yaml.safe_load(bad.read_text())
