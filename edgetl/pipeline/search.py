@@ -12,6 +12,7 @@ machines share safely, and parameter importances are what this needs, well kept.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import subprocess
@@ -44,6 +45,8 @@ def storage_for(url: str | None, out: Path) -> Any:
 
 def suggest(trial: Any, path: str, spec: SearchParam) -> Any:
     if spec.choices is not None:
+        if any(isinstance(c, list) for c in spec.choices):  # Optuna's choices are scalars: lists go as JSON text
+            return json.loads(trial.suggest_categorical(path, [json.dumps(c) for c in spec.choices]))
         return trial.suggest_categorical(path, spec.choices)
     assert spec.low is not None and spec.high is not None  # a range (SearchParam checked it)
     if spec.integer:
@@ -148,9 +151,8 @@ def _check_knobs(recipe_path: Path, sets: list[str], cfg: SearchConfig) -> None:
 
 
 def _yaml(value: Any) -> str:
-    import json
-
-    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (json.dumps(value) if isinstance(value, (str, list)) else str(value).lower() if isinstance(value, bool)
+            else str(value))
 
 
 def _trial(trial: Any, recipe_path: Path, out: Path, sets: list[str], cfg: SearchConfig) -> Any:

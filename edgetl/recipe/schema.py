@@ -219,8 +219,9 @@ class SearchParam(StrictModel):
     log: bool = Field(False, description="Sample the range on a log scale (both ends > 0).")
     step: float | None = Field(None, gt=0, description="Sample the range on this grid.")
     integer: bool = Field(False, description="Sample integers (set when both ends are written as integers).")
-    choices: list[str | int | float | bool] | None = Field(None, min_length=2, max_length=100,
-                                                           description="Pick one of these values.")
+    choices: list[str | int | float | bool | list[int]] | None = Field(
+        None, min_length=2, max_length=100,
+        description="Pick one of these values (a value may be a list of integers, e.g. a student's `keep_layers`).")
 
     @model_validator(mode="after")
     def _range_or_choices(self) -> SearchParam:

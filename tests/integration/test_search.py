@@ -137,3 +137,18 @@ def test_a_knob_that_is_not_a_range_or_choices_is_refused(spec, message):
 
     with pytest.raises(ValidationError, match=message):
         SearchConfig(params={"stages.1.target.macs_ratio": spec})
+
+
+def test_a_knob_may_choose_between_lists_such_as_a_students_layers(tmp_path):
+    import optuna
+
+    from edgetl.pipeline.search import _yaml, suggest
+    from edgetl.recipe.load import load_recipe
+    from edgetl.recipe.schema import SearchConfig
+
+    spec = SearchConfig(params={"stages.2.keep_layers": [[0, 2, 4], [0, 3]]}).params["stages.2.keep_layers"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    picked = {tuple(suggest(study.ask(), "stages.2.keep_layers", spec)) for _ in range(12)}
+    assert picked == {(0, 2, 4), (0, 3)}
+    recipe = load_recipe("recipes/text-search.yaml", [f"stages.2.keep_layers={_yaml([0, 3])}"])
+    assert recipe.stages[2].keep_layers == [0, 3]
