@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -43,26 +42,13 @@ QUICKSTARTS = {"vision": ("recipes/quickstart-vision.yaml", "runs/quickstart-vis
 log = logging.getLogger("compare_peers")
 
 
-class _Reader:
-    """CalibrationDataReader over encoded training batches (ORT's documented interface)."""
-
-    def __init__(self, batches):
-        self.batches = batches
-        self.it = iter(batches)
-
-    def get_next(self):
-        return next(self.it, None)
-
-    def rewind(self):
-        self.it = iter(self.batches)
-
-
 def ort_ptq(fp32: Path, out_dir: Path, meta, train, samples: int, input_names: set[str]) -> Path:
     """ONNX Runtime's documented static PTQ path: quant_pre_process, then quantize_static with its defaults."""
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     from edgetl.data.datasets import stratified_subset
-    from edgetl.quant.ptq import preprocess_for_quantization
+    from edgetl.quant.peers import copy_sidecars
+    from edgetl.quant.ptq import CalibrationReader, preprocess_for_quantization
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pre = out_dir / "model.pre.onnx"
@@ -75,78 +61,10 @@ def ort_ptq(fp32: Path, out_dir: Path, meta, train, samples: int, input_names: s
         feed = encode(part.inputs[i : i + 16])
         batches.append({k: v for k, v in feed.items() if k in input_names})
     out = out_dir / "model.onnx"
-    quantize_static(str(pre), str(out), _Reader(batches), quant_format=QuantFormat.QDQ)
+    quantize_static(str(pre), str(out), CalibrationReader(batches), quant_format=QuantFormat.QDQ)
     pre.unlink()
-    _copy_sidecars(fp32, out_dir)
+    copy_sidecars(fp32, out_dir)
     return out
-
-
-def ort_ptq_careful(fp32: Path, out_dir: Path, meta, train, samples: int, input_names: set[str], task: str,
-                    held_out: int = 500) -> tuple[Path, dict]:
-    """What a careful ONNX Runtime user does: quant_pre_process, QDQ, per-channel weights, the activation type and
-    reduce_range that suit this CPU (QUInt8 activations; reduce_range only without VNNI, where the u8 x s8 product
-    can saturate), and the calibration method (MinMax, Entropy, Percentile) that scores best on training examples
-    held out from calibration (not the eval split, which the table reports)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from edgetl.backends.onnxruntime import predict
-    from edgetl.bench.fingerprint import has_vnni
-    from edgetl.data.datasets import stratified_subset
-    from edgetl.quant.ptq import preprocess_for_quantization
-    from edgetl.runtime.ort import make_session
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pre = out_dir / "model.pre.onnx"
-    preprocess_for_quantization(fp32, pre)
-    idx = stratified_subset(train.labels, samples + held_out, 0)
-    calib, check = train.take(idx[:samples]), train.take(idx[samples:])
-    encode = meta.encoder()
-    batches = [{k: v for k, v in encode(calib.inputs[i : i + 16]).items() if k in input_names}
-               for i in range(0, len(calib), 16)]
-    ops = ["MatMul", "Gemm"] if task == "text" else None  # (text: attention x activations stay float, as ORT advises)
-    tried = {}
-    best = None
-    for method in (CalibrationMethod.MinMax, CalibrationMethod.Entropy, CalibrationMethod.Percentile):
-        out = out_dir / f"model-{method.name.lower()}.onnx"
-        quantize_static(str(pre), str(out), _Reader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=not has_vnni(),
-                        calibrate_method=method, op_types_to_quantize=ops)
-        logits = predict(make_session(out, threads=2), encode, check.inputs, batch_size=32)
-        tried[method.name] = float(np.mean(logits.argmax(-1) == check.labels))
-        log.info("careful ORT PTQ, %s calibration: %.4f on %d held-out training examples", method.name,
-                 tried[method.name], len(check))
-        if best is None or tried[method.name] > tried[best]:
-            best = method.name
-    pre.unlink()
-    final = out_dir / "model.onnx"
-    (out_dir / f"model-{best.lower()}.onnx").replace(final)
-    for f in out_dir.glob("model-*.onnx"):
-        f.unlink()
-    _copy_sidecars(fp32, out_dir)
-    return final, {"calibration": best, "held_out_accuracy": tried, "per_channel": True, "activation_type": "QUInt8",
-                   "reduce_range": not has_vnni(), "op_types": ops or "ONNX Runtime's defaults"}
-
-
-def ort_dynamic(fp32: Path, out_dir: Path) -> Path:
-    """ONNX Runtime's `quantize_dynamic` (INT8 weights, activations quantized at run time): its advice for
-    transformers."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from edgetl.quant.ptq import preprocess_for_quantization
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pre = out_dir / "model.pre.onnx"
-    preprocess_for_quantization(fp32, pre)
-    quantize_dynamic(str(pre), str(out_dir / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
-    pre.unlink()
-    _copy_sidecars(fp32, out_dir)
-    return out_dir / "model.onnx"
-
-
-def _copy_sidecars(fp32: Path, out_dir: Path) -> None:
-    for f in fp32.parent.iterdir():  # model.json (labels, preprocessing) and tokenizer files travel along
-        if f.is_file() and not f.name.endswith(".onnx"):
-            shutil.copyfile(f, out_dir / f.name)
 
 
 def ensure_run(recipe: Path, run: Path) -> None:
@@ -162,6 +80,7 @@ def ensure_run(recipe: Path, run: Path) -> None:
 def compare(name: str, iterations: int, threads: int, calib: int) -> dict:
     from edgetl.bench.runner import BenchOptions, run_benchmark, target_from_path
     from edgetl.data.datasets import load_data
+    from edgetl.quant.peers import careful_ort_ptq, ort_dynamic_int8
     from edgetl.recipe.load import load_recipe
 
     recipe_path, run_rel = QUICKSTARTS[name]
@@ -182,8 +101,7 @@ def compare(name: str, iterations: int, threads: int, calib: int) -> dict:
     ptq_path = ort_ptq(fp32_target.path, ROOT / "runs" / "peers" / name / "ort_ptq", fp32_target.meta, data.train, calib,
                        names)
     peers_dir = ROOT / "runs" / "peers" / name
-    careful_path, careful = ort_ptq_careful(fp32_target.path, peers_dir / "ort_ptq_careful", fp32_target.meta,
-                                            data.train, calib, names, fp32_target.meta.task)
+    careful_path, careful = careful_ort_ptq(fp32_target.path, peers_dir / "ort_ptq_careful", data.train, calib)
     targets = [target_from_path(run / torch_art["path"], name="torch-fp32")[0], fp32_target,
                target_from_path(ptq_path, name="ort-ptq")[0], target_from_path(careful_path, name="ort-ptq-careful")[0]]
     kinds = {"torch-fp32": "PyTorch eager FP32", "ort-fp32": "ONNX Runtime FP32",
@@ -191,7 +109,8 @@ def compare(name: str, iterations: int, threads: int, calib: int) -> dict:
              "ort-ptq-careful": f"ONNX Runtime quantize_static, careful ({careful['calibration']} calibration, "
                                 "per-channel, QUInt8)"}
     if fp32_target.meta.task == "text":
-        targets.append(target_from_path(ort_dynamic(fp32_target.path, peers_dir / "ort_dynamic"), name="ort-dynamic")[0])
+        dynamic = ort_dynamic_int8(fp32_target.path, peers_dir / "ort_dynamic")
+        targets.append(target_from_path(dynamic, name="ort-dynamic")[0])
         kinds["ort-dynamic"] = "ONNX Runtime quantize_dynamic (per-channel INT8 weights)"
     for a in manifest["artifacts"]:
         if a["format"] == "onnx" and a["name"] != fp32["name"]:

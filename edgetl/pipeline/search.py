@@ -108,6 +108,8 @@ def search(recipe_path: Path, out: Path, *, trials: int | None = None, storage: 
         log.info("re-running trial %d without the trials-only overrides into %s", chosen["number"], out / "best")
         report = _compress(recipe_path, out / "best", sets + chosen["sets"], out)
         summary["best"] = {"run": str(out / "best"), **final_row(report)}
+        if cfg.peers:
+            summary["comparison"] = compare_with_peers(out / "best", report, base, out / "peers")
     write_json_atomic(out / "search.json", summary)
     from edgetl.pipeline.search_report import write_search_report
 
@@ -273,6 +275,35 @@ def retime(summary: dict[str, Any], seed: int) -> None:
     summary["chosen"] = min(pool, key=lambda r: r["p50_ms_interleaved"])
     summary["chosen_by"] = (f"p50 of the {len(pool)} candidates re-timed interleaved in one process "
                             f"({RETIME_ITERATIONS} iterations each, batch 1, 2 threads, seeded random inputs)")
+
+
+COMPARE_ITERATIONS = 500
+
+
+def compare_with_peers(run: Path, report: dict[str, Any], base: RecipeBase, out: Path) -> dict[str, Any]:
+    """The re-run's final file, its FP32 baseline and a careful ONNX Runtime PTQ of that baseline, timed interleaved
+    in one process and scored on the recipe's eval split: speed-ups and accuracy losses against one measurement."""
+    from edgetl.bench.api import benchmark
+    from edgetl.data.datasets import load_data
+    from edgetl.quant.peers import careful_ort_ptq
+
+    arts = {a["name"]: a for a in report["artifacts"]}
+    baseline, final = arts.get(report.get("baseline") or ""), arts.get(report.get("final") or "")
+    if baseline is None or final is None or baseline["format"] != "onnx":
+        return {}
+    data = load_data(base.data)
+    fp32 = run / baseline["path"]
+    peer, info = careful_ort_ptq(fp32, out / "ort-ptq-careful", data.train, seed=base.seed)
+    files = {"fp32": fp32, "edgetl": run / final["path"], "ort-ptq-careful": peer}
+    rows = benchmark(files, data, {"iterations": COMPARE_ITERATIONS, "threads": 2}, seed=base.seed).metrics["results"]
+    p50 = {k: rows[k]["latency_ms"]["p50"] for k in files}
+    points = {k: {"p50_ms": p50[k], "accuracy": rows[k].get("accuracy"), "size_mb": round(rows[k]["size_bytes"] / 1e6, 3),
+                  "speedup_vs_fp32": round(p50["fp32"] / p50[k], 3),
+                  "smaller_than_fp32": round(rows["fp32"]["size_bytes"] / rows[k]["size_bytes"], 2)} for k in files}
+    log.info("side by side: %s", ", ".join(f"{k} {v['p50_ms']:.3f} ms ({v['speedup_vs_fp32']:.2f}x), accuracy "
+                                            f"{v['accuracy']}" for k, v in points.items()))
+    return {"points": points, "peer": info, "measured": f"interleaved in one process, {COMPARE_ITERATIONS} iterations "
+            "each, batch 1, 2 threads; accuracy on the recipe's eval split", "eval_samples": len(data.eval)}
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> list[int]:

@@ -24,6 +24,17 @@ def write_search_report(summary: dict[str, Any], out: Path) -> None:
         lines += [f"Re-run without the trials-only overrides ({best['run']}): p50 {best['p50_ms']:.3f} ms, accuracy "
                   f"{_fmt(best.get('accuracy'))}, {best['size_mb']} MB, targets "
                   f"{'met' if best['targets_passed'] else 'missed'}."]
+    comparison = (summary.get("comparison") or {}).get("points")
+    if comparison:
+        lines += ["", f"Side by side ({summary['comparison']['measured']}, {summary['comparison']['eval_samples']} "
+                      "examples):", "", "| file | p50 ms | speed-up vs FP32 | accuracy | MB | smaller than FP32 |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        names = {"fp32": "FP32 baseline (ONNX Runtime)", "edgetl": "chosen trial, re-run (edgetl)",
+                 "ort-ptq-careful": f"careful ONNX Runtime PTQ ({summary['comparison']['peer']['calibration']} "
+                                    "calibration, per-channel, QUInt8)"}
+        for key, p in comparison.items():
+            lines.append(f"| {names.get(key, key)} | {p['p50_ms']:.3f} | {p['speedup_vs_fp32']:.2f}x | "
+                         f"{_fmt(p.get('accuracy'))} | {p['size_mb']} | {p['smaller_than_fp32']:.2f}x |")
     lines += ["", "| trial | knobs | p50 ms | p50 ms side by side | accuracy | MB | targets | front |",
               "|---:|---|---:|---:|---:|---:|---|---|"]
     for r in summary["trials"]:
@@ -40,7 +51,7 @@ def write_search_report(summary: dict[str, Any], out: Path) -> None:
         lines += ["", "Importance of each knob (Optuna, fANOVA): " + ", ".join(
             f"{k} {v:.2f}" for k, v in summary["importances"].items())]
     if done:
-        _plot(done, chosen, out / "search.png")
+        _plot(done, chosen, out / "search.png", comparison)
         lines += ["", "![accuracy vs latency](search.png)"]
     (out / "search.md").write_text("\n".join(lines) + "\n")
 
@@ -49,7 +60,8 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _plot(done: list[dict[str, Any]], chosen: dict[str, Any] | None, path: Path) -> None:
+def _plot(done: list[dict[str, Any]], chosen: dict[str, Any] | None, path: Path,
+          comparison: dict[str, Any] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,6 +77,11 @@ def _plot(done: list[dict[str, Any]], chosen: dict[str, Any] | None, path: Path)
         ax.step([r["p50_ms"] for r in front], [r["accuracy"] for r in front], where="post", label="front")
     if chosen and chosen.get("accuracy") is not None:
         ax.scatter([chosen["p50_ms"]], [chosen["accuracy"]], s=120, facecolors="none", edgecolors="k", label="chosen")
+    marks = {"fp32": ("s", "FP32 baseline"), "edgetl": ("*", "chosen, re-run"), "ort-ptq-careful": ("D", "careful ORT PTQ")}
+    for key, p in (comparison or {}).items():
+        if p.get("accuracy") is not None:
+            ax.scatter([p["p50_ms"]], [p["accuracy"]], marker=marks[key][0], s=70,
+                       label=f"{marks[key][1]} (side by side)")
     ax.set_xlabel("p50 latency (ms)")
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8)

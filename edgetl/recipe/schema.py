@@ -251,6 +251,10 @@ class SearchConfig(StrictModel):
         description="`--set` overrides for the trials only, e.g. `data.train_limit=500` to search on fewer examples; "
         "the chosen trial is re-run without them for the reported numbers.")
     sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's sampler (seeded by the recipe's seed).")
+    peers: bool = Field(
+        True, description="After the chosen trial's re-run, time it side by side with its FP32 baseline and a careful "
+        "ONNX Runtime PTQ of that baseline (per-channel, QUInt8, the best calibration on held-out training examples), "
+        "each with its accuracy on the eval split: the search's headline ratios, and the peer on the plot.")
     prune_slack: float | None = Field(
         0.01, ge=0, le=1, description="Stop a trial as soon as a stage leaves its model more than this below the "
         "accuracy the targets allow (`max_accuracy_drop` from the first accuracy of the run, `min_accuracy`): later "

@@ -62,6 +62,16 @@ def test_trials_share_the_fine_tune_resume_and_the_chosen_trial_is_rerun(tmp_pat
     best = json.loads((out / "best" / "manifest.json").read_text())["recipe"]
     assert best["data"]["train_limit"] == 400 and summary["best"]["run"] == str(out / "best")
     assert (out / "search.md").exists() and (out / "search.png").exists()
+    # the re-run, its FP32 baseline and a careful ONNX Runtime PTQ of that baseline, measured side by side
+    points = summary["comparison"]["points"]
+    assert set(points) == {"fp32", "edgetl", "ort-ptq-careful"} and points["fp32"]["speedup_vs_fp32"] == 1.0
+    assert points["edgetl"]["accuracy"] == pytest.approx(summary["best"]["accuracy"], abs=1e-9)  # the same file
+    report = json.loads((out / "best" / "report.json").read_text())
+    baseline = next(a for a in report["artifacts"] if a["name"] == report["baseline"])
+    assert points["fp32"]["accuracy"] == pytest.approx(baseline["accuracy"], abs=1e-9)
+    assert abs(points["ort-ptq-careful"]["accuracy"] - points["fp32"]["accuracy"]) < 0.1
+    assert summary["comparison"]["peer"]["calibration"] in ("MinMax", "Entropy", "Percentile")
+    assert "careful ONNX Runtime PTQ" in (out / "search.md").read_text()
 
     again = _search(path, out, "--trials", "4")  # killed or finished, a study goes on from what it has
     assert again.exit_code == 0, again.output
