@@ -58,7 +58,8 @@ def measure(targets: list[Any], cfg: BenchmarkConfig, *, eval_split: Any, label_
         if task is not None:
             progress.remove_task(task)
     return {"results": {row["model"]: row for row in result["results"]},
-            "machine_fingerprint": result["machine_fingerprint"], "peak_rss_mb": result["peak_rss_mb"]}
+            "machine_fingerprint": result["machine_fingerprint"], "peak_rss_mb": result["peak_rss_mb"],
+            "load": result["load"]}
 
 
 def _named(models: Any) -> list[tuple[str | None, Path]]:
