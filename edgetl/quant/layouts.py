@@ -284,7 +284,6 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
 
     stripped = strip_qdq(trt_path)
     float_path = out_path.with_name("float-from-qat.onnx")
-    onnx.save(stripped.model, str(float_path))
     act_dtype = onnx.helper.tensor_dtype_to_np_dtype(activation_type.tensor_type)
     qmin = int(np.iinfo(act_dtype).min)
     overrides: dict[str, list[dict[str, Any]]] = {}
@@ -307,6 +306,10 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         while node is not None and keeps_values(node, consts) and node.input[0] not in overrides:
             overrides[node.input[0]] = overrides[name]
             node = producers.get(node.input[0])
+    folded = fold_zero_pads(stripped.model, consts)
+    kept = {o for n in stripped.model.graph.node for o in n.output} | {i.name for i in stripped.model.graph.input}
+    overrides = {k: v for k, v in overrides.items() if k in kept}
+    onnx.save(stripped.model, str(float_path))
     graph_inputs = {i.name for i in stripped.model.graph.input}
     batches = [{k: v for k, v in b.items() if k in graph_inputs} for b in calib_batches]
     # transformers (text, or an image model with attention: ViT): quantize exactly the layers QAT trained (ONNX
@@ -351,7 +354,7 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
         top = 127 if not np.isfinite(hi) else min(127, int(np.rint(np.float32(hi) / s)))
         levels[act_out] = (qmin + max(0, int(np.rint(np.float32(lo) / s))), qmin + top)
     clamped = clamp_levels(out_path, levels)
-    return {"trained_ranges": len(stripped.act_scales),
+    return {"trained_ranges": len(stripped.act_scales), "pads_folded_into_convs": folded,
             "ranges_through_shape_ops": len(overrides) - len(stripped.act_scales),
             "float_nodes": stripped.float_nodes, "untrained_qdq_removed": dropped,
             "float_consumers_restored": rewired, "float_nodes_shielded": shielded,
@@ -359,6 +362,52 @@ def derive_onnxruntime(trt_path: Path, out_path: Path, calib_batches: list[dict[
             "float_graph_outputs": float_outputs,
             # (text: ONNX Runtime fuses DQ -> MatMul without a Q after it into an integer MatMul, see above)
             "float_output_layers": float_output_layers(out_path) if not transformer else []}
+
+
+def fold_zero_pads(model, consts: dict[str, np.ndarray]) -> int:
+    """Fold each zero, spatial-only Pad in front of a Conv (EfficientNet's "same" padding before strided convs)
+    into the Conv's own `pads`, in place. Exact: 0 sits on every activation grid, and ONNX Runtime's integer conv
+    pads with the zero point. Kept, the Pad runs as a float op between a DequantizeLinear and a QuantizeLinear
+    and keeps ONNX Runtime from forming its integer conv (measured on EfficientNet-Lite2: the QAT-derived layout
+    at 1.34x over FP32 vs 2.21x for PTQ, whose pre-processing folds these pads). Returns how many went."""
+    from onnx import helper
+
+    g = model.graph
+    _, consumers = graph_index(g)
+    outputs = {o.name for o in g.output}
+    folded = []
+    for pad in g.node:
+        if pad.op_type != "Pad" or pad.output[0] in outputs or len(pad.input) < 2 or pad.input[1] not in consts:
+            continue
+        mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
+        value = pad.input[2] if len(pad.input) > 2 else ""
+        if mode != "constant" or (value and (value not in consts or np.any(consts[value]))):
+            continue
+        if len(pad.input) > 3 and pad.input[3]:  # (an `axes` input: rare, left alone)
+            continue
+        pads = consts[pad.input[1]].astype(np.int64).tolist()
+        rank = len(pads) // 2
+        users = consumers.get(pad.output[0], [])
+        if rank < 3 or any(pads[i] or pads[rank + i] for i in (0, 1)) or min(pads) < 0 or not users or any(
+                u.op_type != "Conv" or u.input[0] != pad.output[0] for u in users):
+            continue
+        for conv in users:
+            attrs = {a.name: a for a in conv.attribute}
+            if "auto_pad" in attrs and attrs["auto_pad"].s.decode() not in ("", "NOTSET"):
+                break
+        else:
+            for conv in users:
+                old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0] * (2 * (rank - 2)))
+                new = [old[i] + pads[2 + i] for i in range(rank - 2)] + [
+                    old[rank - 2 + i] + pads[rank + 2 + i] for i in range(rank - 2)]
+                kept = [a for a in conv.attribute if a.name not in ("pads", "auto_pad")]
+                del conv.attribute[:]
+                conv.attribute.extend([*kept, helper.make_attribute("pads", new)])
+                conv.input[0] = pad.input[0]
+            folded.append(pad)
+    for pad in folded:
+        g.node.remove(pad)
+    return len(folded)
 
 
 def has_attention(model) -> bool:
