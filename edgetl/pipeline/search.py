@@ -106,10 +106,11 @@ def search(recipe_path: Path, out: Path, *, trials: int | None = None, storage: 
     if rerun_best and summary["chosen"] is not None:
         chosen = summary["chosen"]
         log.info("re-running trial %d without the trials-only overrides into %s", chosen["number"], out / "best")
-        report = _compress(recipe_path, out / "best", sets + chosen["sets"], out)
+        recipe = load_recipe(recipe_path, sets + chosen["sets"])
+        report = _compress(recipe, recipe_path, out / "best", out)
         summary["best"] = {"run": str(out / "best"), **final_row(report)}
-        if cfg.peers:
-            summary["comparison"] = compare_with_peers(out / "best", report, base, out / "peers")
+        if cfg.peers:  # (on the re-run's own data: a knob may have changed a data field)
+            summary["comparison"] = compare_with_peers(out / "best", report, recipe, out / "peers")
     write_json_atomic(out / "search.json", summary)
     from edgetl.pipeline.search_report import write_search_report
 
@@ -165,7 +166,7 @@ def _trial(trial: Any, recipe_path: Path, out: Path, sets: list[str], cfg: Searc
     recipe = load_recipe(recipe_path, sets + cfg.trial_set + chosen)
     guard = budget_guard(trial, recipe.targets) if cfg.prune_slack is not None and cfg.objective == "latency" else None
     try:
-        report = _compress(recipe_path, run, sets + cfg.trial_set + chosen, out, after_stage=guard)
+        report = _compress(recipe, recipe_path, run, out, after_stage=guard)
     except EdgetlError as err:  # a gate or a budget failed for these values: the trial fails, the study goes on
         trial.set_user_attr("error", err.render()[:2000])
         raise
@@ -205,10 +206,9 @@ def budget_guard(trial: Any, targets: Any) -> Any:
     return after
 
 
-def _compress(recipe_path: Path, run: Path, sets: list[str], out: Path, after_stage: Any = None) -> dict[str, Any]:
+def _compress(recipe: RecipeBase, recipe_path: Path, run: Path, out: Path, after_stage: Any = None) -> dict[str, Any]:
     from edgetl.pipeline.runner import compress
 
-    recipe = load_recipe(recipe_path, sets)
     return compress(recipe, run, recipe_file=str(recipe_path), stage_store=out / "store", after_stage=after_stage)
 
 
@@ -280,7 +280,7 @@ def retime(summary: dict[str, Any], seed: int) -> None:
 COMPARE_ITERATIONS = 500
 
 
-def compare_with_peers(run: Path, report: dict[str, Any], base: RecipeBase, out: Path) -> dict[str, Any]:
+def compare_with_peers(run: Path, report: dict[str, Any], recipe: RecipeBase, out: Path) -> dict[str, Any]:
     """The re-run's final file, its FP32 baseline and a careful ONNX Runtime PTQ of that baseline, timed interleaved
     in one process and scored on the recipe's eval split: speed-ups and accuracy losses against one measurement."""
     from edgetl.bench.api import benchmark
@@ -291,11 +291,11 @@ def compare_with_peers(run: Path, report: dict[str, Any], base: RecipeBase, out:
     baseline, final = arts.get(report.get("baseline") or ""), arts.get(report.get("final") or "")
     if baseline is None or final is None or baseline["format"] != "onnx":
         return {}
-    data = load_data(base.data)
+    data = load_data(recipe.data)
     fp32 = run / baseline["path"]
-    peer, info = careful_ort_ptq(fp32, out / "ort-ptq-careful", data.train, seed=base.seed)
+    peer, info = careful_ort_ptq(fp32, out / "ort-ptq-careful", data.train, seed=recipe.seed)
     files = {"fp32": fp32, "edgetl": run / final["path"], "ort-ptq-careful": peer}
-    rows = benchmark(files, data, {"iterations": COMPARE_ITERATIONS, "threads": 2}, seed=base.seed).metrics["results"]
+    rows = benchmark(files, data, {"iterations": COMPARE_ITERATIONS, "threads": 2}, seed=recipe.seed).metrics["results"]
     p50 = {k: rows[k]["latency_ms"]["p50"] for k in files}
     points = {k: {"p50_ms": p50[k], "accuracy": rows[k].get("accuracy"), "size_mb": round(rows[k]["size_bytes"] / 1e6, 3),
                   "speedup_vs_fp32": round(p50["fp32"] / p50[k], 3),
