@@ -389,25 +389,25 @@ def fold_zero_pads(model, consts: dict[str, np.ndarray]) -> int:
         rank = len(pads) // 2
         users = consumers.get(pad.output[0], [])
         if rank < 3 or any(pads[i] or pads[rank + i] for i in (0, 1)) or min(pads) < 0 or not users or any(
-                u.op_type != "Conv" or u.input[0] != pad.output[0] for u in users):
+                u.op_type != "Conv" or u.input[0] != pad.output[0] or _auto_pad(u) for u in users):
             continue
         for conv in users:
-            attrs = {a.name: a for a in conv.attribute}
-            if "auto_pad" in attrs and attrs["auto_pad"].s.decode() not in ("", "NOTSET"):
-                break
-        else:
-            for conv in users:
-                old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0] * (2 * (rank - 2)))
-                new = [old[i] + pads[2 + i] for i in range(rank - 2)] + [
-                    old[rank - 2 + i] + pads[rank + 2 + i] for i in range(rank - 2)]
-                kept = [a for a in conv.attribute if a.name not in ("pads", "auto_pad")]
-                del conv.attribute[:]
-                conv.attribute.extend([*kept, helper.make_attribute("pads", new)])
-                conv.input[0] = pad.input[0]
-            folded.append(pad)
+            old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0] * (2 * (rank - 2)))
+            new = [old[i] + pads[2 + i] for i in range(rank - 2)] + [
+                old[rank - 2 + i] + pads[rank + 2 + i] for i in range(rank - 2)]
+            kept = [a for a in conv.attribute if a.name not in ("pads", "auto_pad")]
+            del conv.attribute[:]
+            conv.attribute.extend([*kept, helper.make_attribute("pads", new)])
+            conv.input[0] = pad.input[0]
+        folded.append(pad)
     for pad in folded:
         g.node.remove(pad)
     return len(folded)
+
+
+def _auto_pad(conv) -> bool:
+    """Whether a Conv sizes its padding itself (SAME_UPPER / SAME_LOWER / VALID): explicit pads cannot join it."""
+    return any(a.name == "auto_pad" and a.s.decode() not in ("", "NOTSET") for a in conv.attribute)
 
 
 def has_attention(model) -> bool:
